@@ -1,0 +1,114 @@
+package domain
+
+import (
+	"fmt"
+	"time"
+)
+
+// Period is a calendar month, written YYYY-MM; allowances are owed per period.
+// The zero value is not a valid period.
+type Period struct {
+	Year  int
+	Month time.Month
+}
+
+// Periods outside this range are typos: the ledger starts long after 2000 and
+// no decree schedules payments a century ahead.
+const (
+	MinPeriodYear = 2000
+	MaxPeriodYear = 2100
+)
+
+// ParsePeriod reads "YYYY-MM".
+func ParsePeriod(s string) (Period, error) {
+	if len(s) != 7 || s[4] != '-' {
+		return Period{}, fmt.Errorf("period %q: want YYYY-MM, e.g. 2024-01", clip(s))
+	}
+	var y, m int
+	for i, c := range s {
+		if i == 4 {
+			continue
+		}
+		if c < '0' || c > '9' {
+			return Period{}, fmt.Errorf("period %q: want YYYY-MM, e.g. 2024-01", clip(s))
+		}
+		if i < 4 {
+			y = y*10 + int(c-'0')
+		} else {
+			m = m*10 + int(c-'0')
+		}
+	}
+	if m < 1 || m > 12 {
+		return Period{}, fmt.Errorf("period %q: month must be 01 to 12", s)
+	}
+	if y < MinPeriodYear || y > MaxPeriodYear {
+		return Period{}, fmt.Errorf("period %q: year must be %d to %d", s, MinPeriodYear, MaxPeriodYear)
+	}
+	return Period{Year: y, Month: time.Month(m)}, nil
+}
+
+// MustPeriod is ParsePeriod for literals in code and tests.
+func MustPeriod(s string) Period {
+	p, err := ParsePeriod(s)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// PeriodOf is the period that contains t (in t's location).
+func PeriodOf(t time.Time) Period { return Period{Year: t.Year(), Month: t.Month()} }
+
+func (p Period) String() string { return fmt.Sprintf("%04d-%02d", p.Year, int(p.Month)) }
+
+// IsZero reports whether p is the zero value (no period).
+func (p Period) IsZero() bool { return p.Year == 0 && p.Month == 0 }
+
+// index counts months from year 0, so periods compare and subtract as ints.
+func (p Period) index() int { return p.Year*12 + int(p.Month) - 1 }
+
+func periodFromIndex(i int) Period { return Period{Year: i / 12, Month: time.Month(i%12 + 1)} }
+
+// AddMonths returns the period n months later (earlier for negative n).
+func (p Period) AddMonths(n int) Period { return periodFromIndex(p.index() + n) }
+
+// Next is the following month.
+func (p Period) Next() Period { return p.AddMonths(1) }
+
+func (p Period) Before(q Period) bool { return p.index() < q.index() }
+func (p Period) After(q Period) bool  { return p.index() > q.index() }
+
+// Compare returns -1, 0 or +1.
+func (p Period) Compare(q Period) int {
+	switch {
+	case p.index() < q.index():
+		return -1
+	case p.index() > q.index():
+		return 1
+	}
+	return 0
+}
+
+// MonthsUntil counts the periods from p to q inclusive (0 if q is before p).
+func (p Period) MonthsUntil(q Period) int {
+	if q.Before(p) {
+		return 0
+	}
+	return q.index() - p.index() + 1
+}
+
+// FirstDay is midnight on the first day of the period, in loc.
+func (p Period) FirstDay(loc *time.Location) time.Time {
+	return time.Date(p.Year, p.Month, 1, 0, 0, 0, 0, loc)
+}
+
+func (p Period) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+func (p *Period) UnmarshalText(b []byte) error {
+	q, err := ParsePeriod(string(b))
+	if err != nil {
+		return err
+	}
+	*p = q
+	return nil
+}
