@@ -1,0 +1,148 @@
+package pebble
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ansinh/ansinh/eventstore"
+	"github.com/google/uuid"
+)
+
+// The stored envelope of one event, the value of a g/<seq> key. It is a
+// hand-written binary encoding rather than JSON because it is encoded once per
+// event on the write path and decoded once per event on every read; JSON would
+// cost an order of magnitude more in both. Fixed-size fields come first so
+// that a reader can skip to the variable part without parsing:
+//
+//	[0]      format version (eventFormatV1)
+//	[1:9]    revision, big-endian
+//	[9:25]   event ID
+//	[25:33]  recorded time, Unix nanoseconds, big-endian
+//	then     uvarint len + stream, uvarint len + type,
+//	         uvarint len + data, uvarint len + metadata
+//
+// A new field means a new format version; readers keep decoding the old ones
+// (stored events are never rewritten).
+const (
+	eventFormatV1   byte = 1
+	eventFixedBytes      = 1 + 8 + 16 + 8
+)
+
+var errCorrupt = errors.New("eventstore/pebble: corrupt stored event")
+
+// encodedEventLen is the exact size encodeEvent writes.
+func encodedEventLen(stream string, ev *eventstore.EventData) int {
+	return eventFixedBytes +
+		uvarintLen(len(stream)) + len(stream) +
+		uvarintLen(len(ev.Type)) + len(ev.Type) +
+		uvarintLen(len(ev.Data)) + len(ev.Data) +
+		uvarintLen(len(ev.Metadata)) + len(ev.Metadata)
+}
+
+// encodeEvent writes the envelope into dst, which must be exactly
+// encodedEventLen bytes long (it is a slice of the pebble batch, so the event
+// is encoded in place without an intermediate buffer).
+func encodeEvent(dst []byte, stream string, rev uint64, ev *eventstore.EventData, recordedNanos int64) {
+	dst[0] = eventFormatV1
+	binary.BigEndian.PutUint64(dst[1:9], rev)
+	copy(dst[9:25], ev.ID[:])
+	binary.BigEndian.PutUint64(dst[25:33], uint64(recordedNanos))
+	n := eventFixedBytes
+	n += putBytes(dst[n:], stream)
+	n += putBytes(dst[n:], ev.Type)
+	n += putBytes(dst[n:], ev.Data)
+	n += putBytes(dst[n:], ev.Metadata)
+	if n != len(dst) {
+		panic(fmt.Sprintf("eventstore/pebble: encoded %d bytes into a %d-byte slot", n, len(dst)))
+	}
+}
+
+func putBytes[T ~string | ~[]byte](dst []byte, b T) int {
+	n := binary.PutUvarint(dst, uint64(len(b)))
+	return n + copy(dst[n:], b)
+}
+
+func uvarintLen(n int) int {
+	l := 1
+	for n >= 0x80 {
+		n >>= 7
+		l++
+	}
+	return l
+}
+
+// eventView is a parsed envelope whose byte slices alias the stored value.
+// It lets a filtered reader look at stream and type without copying.
+type eventView struct {
+	revision      uint64
+	id            uuid.UUID
+	recordedNanos int64
+	stream        []byte
+	eventType     []byte
+	data          []byte
+	metadata      []byte
+}
+
+func parseEvent(b []byte) (eventView, error) {
+	var v eventView
+	if len(b) < eventFixedBytes {
+		return v, fmt.Errorf("%w: %d bytes, shorter than the fixed header", errCorrupt, len(b))
+	}
+	if b[0] != eventFormatV1 {
+		return v, fmt.Errorf("%w: unknown format version %d", errCorrupt, b[0])
+	}
+	v.revision = binary.BigEndian.Uint64(b[1:9])
+	copy(v.id[:], b[9:25])
+	v.recordedNanos = int64(binary.BigEndian.Uint64(b[25:33]))
+	rest := b[eventFixedBytes:]
+	var ok bool
+	if v.stream, rest, ok = takeBytes(rest); !ok {
+		return v, fmt.Errorf("%w: stream name", errCorrupt)
+	}
+	if v.eventType, rest, ok = takeBytes(rest); !ok {
+		return v, fmt.Errorf("%w: event type", errCorrupt)
+	}
+	if v.data, rest, ok = takeBytes(rest); !ok {
+		return v, fmt.Errorf("%w: data", errCorrupt)
+	}
+	if v.metadata, rest, ok = takeBytes(rest); !ok {
+		return v, fmt.Errorf("%w: metadata", errCorrupt)
+	}
+	if len(rest) != 0 {
+		return v, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(rest))
+	}
+	return v, nil
+}
+
+func takeBytes(b []byte) (field, rest []byte, ok bool) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)-w) {
+		return nil, nil, false
+	}
+	end := w + int(n)
+	return b[w:end:end], b[end:], true
+}
+
+// record copies the view out of pebble's memory (which is only valid until
+// the iterator moves) into a RecordedEvent. Data and metadata share one
+// allocation; empty metadata is nil.
+func (v *eventView) record(seq uint64) eventstore.RecordedEvent {
+	payload := make([]byte, len(v.data)+len(v.metadata))
+	n := copy(payload, v.data)
+	copy(payload[n:], v.metadata)
+	ev := eventstore.RecordedEvent{
+		StreamID:   string(v.stream),
+		Revision:   v.revision,
+		Position:   eventstore.Position{Commit: seq, Prepare: seq},
+		ID:         v.id,
+		Type:       string(v.eventType),
+		Data:       payload[:n:n],
+		RecordedAt: time.Unix(0, v.recordedNanos).UTC(),
+	}
+	if len(v.metadata) > 0 {
+		ev.Metadata = payload[n:]
+	}
+	return ev
+}
