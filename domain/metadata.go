@@ -42,4 +42,11 @@ type Metadata struct {
 	CausationID   string `json:"causation_id,omitempty"`
 	// SchemaVersion of the event's data, so old shapes are upcast on read.
 	SchemaVersion int `json:"schema_version"`
+	// CommandID is the client's idempotency key for the command that
+	// produced this event (empty when the client sent none); CommandHash is a
+	// digest of that command's content. A command re-sent with the same ID
+	// and hash is answered from the events already written; the same ID with
+	// another hash is refused.
+	CommandID   string `json:"command_id,omitempty"`
+	CommandHash string `json:"command_hash,omitempty"`
 }

@@ -1,0 +1,106 @@
+package domain
+
+import (
+	"fmt"
+	"time"
+)
+
+// Date is a calendar day without a time of day: a date of birth, of death,
+// the first and last day of an authorization. Business dates are dates in
+// Vietnam, so converting an instant to a Date happens once, at the edge, in
+// the service's zone (see DateOf). The zero value is not a valid date.
+type Date struct {
+	Year  int
+	Month time.Month
+	Day   int
+}
+
+// Dates outside this range are typos: nobody alive in the registry was born
+// before 1900, and no authorization runs past 2100.
+const (
+	MinDateYear = 1900
+	MaxDateYear = 2100
+)
+
+// VietnamZone is UTC+7, Vietnam's only time zone (no daylight saving). It is
+// fixed here rather than loaded from tzdata so that the domain needs no files.
+var VietnamZone = time.FixedZone("ICT", 7*60*60)
+
+// ParseDate reads "YYYY-MM-DD" and refuses days that do not exist (2023-02-29).
+func ParseDate(s string) (Date, error) {
+	if len(s) != 10 {
+		return Date{}, fmt.Errorf("date %q: want YYYY-MM-DD, e.g. 1950-07-27", clip(s))
+	}
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return Date{}, fmt.Errorf("date %q: want an existing day written YYYY-MM-DD, e.g. 1950-07-27", clip(s))
+	}
+	if t.Year() < MinDateYear || t.Year() > MaxDateYear {
+		return Date{}, fmt.Errorf("date %q: year must be %d to %d", s, MinDateYear, MaxDateYear)
+	}
+	return Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}, nil
+}
+
+// MustDate is ParseDate for literals in code and tests.
+func MustDate(s string) Date {
+	d, err := ParseDate(s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+// DateOf is the day on which instant t falls in Vietnam.
+func DateOf(t time.Time) Date {
+	t = t.In(VietnamZone)
+	return Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}
+}
+
+func (d Date) String() string { return fmt.Sprintf("%04d-%02d-%02d", d.Year, int(d.Month), d.Day) }
+
+// IsZero reports whether d is the zero value (no date).
+func (d Date) IsZero() bool { return d == Date{} }
+
+// Period is the month d falls in.
+func (d Date) Period() Period { return Period{Year: d.Year, Month: d.Month} }
+
+// Time is midnight at the start of d in Vietnam.
+func (d Date) Time() time.Time { return time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, VietnamZone) }
+
+// AddDays returns the date n days later (earlier for negative n).
+func (d Date) AddDays(n int) Date { return DateOf(d.Time().AddDate(0, 0, n)) }
+
+// Compare returns -1, 0 or +1 as d is before, on, or after e.
+func (d Date) Compare(e Date) int {
+	switch {
+	case d.Year != e.Year:
+		return cmpInt(d.Year, e.Year)
+	case d.Month != e.Month:
+		return cmpInt(int(d.Month), int(e.Month))
+	}
+	return cmpInt(d.Day, e.Day)
+}
+
+func (d Date) Before(e Date) bool { return d.Compare(e) < 0 }
+func (d Date) After(e Date) bool  { return d.Compare(e) > 0 }
+
+func (d Date) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func (d *Date) UnmarshalText(b []byte) error {
+	e, err := ParseDate(string(b))
+	if err != nil {
+		return err
+	}
+	*d = e
+	return nil
+}
+
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
