@@ -12,7 +12,7 @@ import (
 // exactly one stream's keys and never of another stream's.
 const (
 	familyLog    = 'g' // g/<seq:8> -> encoded event
-	familyStream = 's' // s/<stream>/<rev:8> -> seq:8
+	familyStream = 's' // s/<stream>/<first rev:8> -> first seq:8, count:8 (one run per append)
 	familyHead   = 'h' // h/<stream> -> last revision:8
 	familyID     = 'i' // i/<stream>/<event id:16> -> revision:8
 	familyMeta   = 'm' // m/head -> last seq:8
@@ -62,11 +62,38 @@ func streamBounds(stream string) (lower, upper []byte) {
 	return lower, upper
 }
 
-func streamKeyRev(key []byte, prefixLen int) (uint64, bool) {
-	if len(key) != prefixLen+8 {
-		return 0, false
+// streamRun is one entry of the stream index: the events of one append,
+// which have consecutive revisions and consecutive seqs.
+type streamRun struct {
+	firstRev, firstSeq, count uint64
+}
+
+func (r streamRun) lastRev() uint64 { return r.firstRev + r.count - 1 }
+
+// seqOf is the seq of revision rev, which must lie in the run.
+func (r streamRun) seqOf(rev uint64) uint64 { return r.firstSeq + (rev - r.firstRev) }
+
+func appendRunValue(dst []byte, r streamRun) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, r.firstSeq)
+	return binary.BigEndian.AppendUint64(dst, r.count)
+}
+
+// decodeRun reads a stream index entry; prefixLen is len("s/<stream>/").
+func decodeRun(key, value []byte, prefixLen int) (streamRun, bool) {
+	if len(key) != prefixLen+8 || len(value) != 16 {
+		return streamRun{}, false
 	}
-	return binary.BigEndian.Uint64(key[prefixLen:]), true
+	r := streamRun{
+		firstRev: binary.BigEndian.Uint64(key[prefixLen:]),
+		firstSeq: binary.BigEndian.Uint64(value[:8]),
+		count:    binary.BigEndian.Uint64(value[8:]),
+	}
+	// A run is never empty and never wraps: checked here so that readers
+	// can do arithmetic on it without further care.
+	if r.count == 0 || r.firstSeq == 0 || r.firstRev+r.count < r.firstRev || r.firstSeq+r.count < r.firstSeq {
+		return streamRun{}, false
+	}
+	return r, true
 }
 
 func appendHeadKey(dst []byte, stream string) []byte {

@@ -65,71 +65,141 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts eventstore.R
 	}
 	defer log.Close()
 
-	forwards := opts.Direction == eventstore.Forwards
-	var valid bool
-	switch {
-	case opts.From == eventstore.End:
-		valid = idx.Last()
-	case forwards:
-		valid = idx.SeekGE(appendStreamKey(nil, stream, opts.From))
-	default:
-		valid = idx.SeekLT(appendStreamKey(nil, stream, opts.From+1))
+	r := streamReader{stream: stream, prefixLen: len(lower), head: head, idx: idx, log: log,
+		forwards: opts.Direction == eventstore.Forwards, limit: opts.Limit}
+	if err := r.read(ctx, opts.From); err != nil {
+		return nil, err
 	}
-	var out []eventstore.RecordedEvent
-	size := 0
-	logKey := make([]byte, 0, logKeyLen)
-	for ; valid && len(out) < opts.Limit && size < readBytesMax; valid = step(idx, forwards) {
-		if len(out)%ctxCheckEvery == ctxCheckEvery-1 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-		}
-		rev, ok := streamKeyRev(idx.Key(), len(lower))
-		seq, ok2 := decodeUint64(idx.Value())
-		if !ok || !ok2 {
-			return nil, fmt.Errorf("%w: stream index entry %x", errCorrupt, idx.Key())
-		}
-		if seq > head {
-			// Written by a group whose commit is not yet announced; later
-			// revisions are later still.
-			if forwards {
-				break
-			}
-			continue
-		}
-		logKey = appendLogKey(logKey[:0], seq)
-		if !log.SeekGE(logKey) || !bytes.Equal(log.Key(), logKey) {
-			if err := log.Error(); err != nil {
-				return nil, fmt.Errorf("eventstore/pebble: read %q: %w", stream, err)
-			}
-			return nil, fmt.Errorf("%w: stream %q revision %d points at missing seq %d", errCorrupt, stream, rev, seq)
-		}
-		v, err := parseEvent(log.Value())
-		if err != nil {
-			return nil, fmt.Errorf("seq %d: %w", seq, err)
-		}
-		// Re-check what the index promised against what the log holds.
-		if v.revision != rev || string(v.stream) != stream {
-			return nil, fmt.Errorf("%w: index says %q@%d, seq %d holds %q@%d", errCorrupt, stream, rev, seq, v.stream, v.revision)
-		}
-		out = append(out, v.record(seq))
-		size += len(v.data) + len(v.metadata)
-	}
-	if err := idx.Error(); err != nil {
-		return nil, fmt.Errorf("eventstore/pebble: read %q: %w", stream, err)
-	}
-	if len(out) == 0 {
-		// Tell "no such stream" from "nothing in this window".
+	if len(r.out) == 0 {
+		// Tell "no such stream" from "nothing in this window": revision 0
+		// is in the first run of every stream that has events.
 		exists := idx.First()
 		if exists {
-			seq, _ := decodeUint64(idx.Value())
-			exists = seq <= head
+			run, ok := decodeRun(idx.Key(), idx.Value(), len(lower))
+			exists = ok && run.firstSeq+run.count-1 <= head
+		}
+		if err := idx.Error(); err != nil {
+			return nil, fmt.Errorf("eventstore/pebble: read %q: %w", stream, err)
 		}
 		if !exists {
 			return nil, fmt.Errorf("%w: %q", eventstore.ErrStreamNotFound, stream)
 		}
 	}
-	return out, nil
+	return r.out, nil
+}
+
+// streamReader walks a stream's runs (one per append) and, within a run, the
+// consecutive log entries the run points at.
+type streamReader struct {
+	stream    string
+	prefixLen int
+	head      uint64
+	idx, log  *pebble.Iterator
+	forwards  bool
+	limit     int
+	out       []eventstore.RecordedEvent
+	size      int
+	logKey    []byte
+}
+
+func (r *streamReader) read(ctx context.Context, from uint64) error {
+	var valid bool
+	if from == eventstore.End {
+		valid = r.idx.Last()
+	} else {
+		// The run holding from is the last one that starts at or before it.
+		valid = r.idx.SeekLT(appendStreamKey(nil, r.stream, from+1))
+	}
+	first := true
+	var prev streamRun
+	for ; valid && len(r.out) < r.limit && r.size < readBytesMax; valid = step(r.idx, r.forwards) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		run, ok := decodeRun(r.idx.Key(), r.idx.Value(), r.prefixLen)
+		if !ok {
+			return fmt.Errorf("%w: stream index entry %x", errCorrupt, r.idx.Key())
+		}
+		// Runs tile the revisions: each starts where its neighbour ends.
+		if !first && ((r.forwards && run.firstRev != prev.lastRev()+1) || (!r.forwards && run.lastRev()+1 != prev.firstRev)) {
+			return fmt.Errorf("%w: stream %q runs at %d and %d do not meet", errCorrupt, r.stream, prev.firstRev, run.firstRev)
+		}
+		prev = run
+		if run.firstSeq+run.count-1 > r.head {
+			// Written by a group whose commit is not yet announced; later
+			// revisions are later still.
+			if r.forwards {
+				break
+			}
+			first = false
+			continue
+		}
+		// The first revision to read in this run.
+		rev := run.firstRev
+		switch {
+		case !r.forwards:
+			rev = run.lastRev()
+			if first && from < rev {
+				rev = from
+			}
+		case first && from != eventstore.End && from > rev:
+			rev = from
+		case first && from == eventstore.End:
+			rev = run.lastRev()
+		}
+		first = false
+		if rev > run.lastRev() {
+			continue // from is past the end of the stream
+		}
+		if err := r.readRun(run, rev); err != nil {
+			return err
+		}
+	}
+	if err := r.idx.Error(); err != nil {
+		return fmt.Errorf("eventstore/pebble: read %q: %w", r.stream, err)
+	}
+	return nil
+}
+
+// readRun reads the run's events from revision rev onwards in the reader's
+// direction, until the run, the limit or the byte budget ends.
+func (r *streamReader) readRun(run streamRun, rev uint64) error {
+	r.logKey = appendLogKey(r.logKey[:0], run.seqOf(rev))
+	valid := r.log.SeekGE(r.logKey)
+	for {
+		seq := run.seqOf(rev)
+		if !valid || !bytes.Equal(r.log.Key(), appendLogKey(r.logKey[:0], seq)) {
+			if err := r.log.Error(); err != nil {
+				return fmt.Errorf("eventstore/pebble: read %q: %w", r.stream, err)
+			}
+			return fmt.Errorf("%w: stream %q revision %d points at missing seq %d", errCorrupt, r.stream, rev, seq)
+		}
+		v, err := parseEvent(r.log.Value())
+		if err != nil {
+			return fmt.Errorf("seq %d: %w", seq, err)
+		}
+		// Re-check what the index promised against what the log holds.
+		if v.revision != rev || string(v.stream) != r.stream {
+			return fmt.Errorf("%w: index says %q@%d, seq %d holds %q@%d", errCorrupt, r.stream, rev, seq, v.stream, v.revision)
+		}
+		r.out = append(r.out, v.record(seq))
+		r.size += len(v.data) + len(v.metadata)
+		if len(r.out) >= r.limit || r.size >= readBytesMax {
+			return nil
+		}
+		if r.forwards {
+			if rev == run.lastRev() {
+				return nil
+			}
+			rev++
+		} else {
+			if rev == run.firstRev {
+				return nil
+			}
+			rev--
+		}
+		valid = step(r.log, r.forwards)
+	}
 }
 
 func step(it *pebble.Iterator, forwards bool) bool {

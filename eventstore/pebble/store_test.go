@@ -221,6 +221,9 @@ func TestReadStreamWindows(t *testing.T) {
 		{"forwards from end", eventstore.ReadStreamOptions{From: eventstore.End, Limit: 10}, []uint64{9}},
 		{"backwards from end", eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: eventstore.End, Limit: 3}, []uint64{9, 8, 7}},
 		{"backwards from middle", eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: 2, Limit: 10}, []uint64{2, 1, 0}},
+		{"forwards across runs", eventstore.ReadStreamOptions{From: 3, Limit: 4}, []uint64{3, 4, 5, 6}},
+		{"backwards across runs", eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: 7, Limit: 4}, []uint64{7, 6, 5, 4}},
+		{"backwards from run start", eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: 4, Limit: 2}, []uint64{4, 3}},
 		{"backwards past end", eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: 100, Limit: 2}, []uint64{9, 8}},
 	}
 	for _, tc := range tests {

@@ -90,6 +90,7 @@ type writer struct {
 	batch   *pebble.Batch
 	key     []byte // scratch for building keys
 	val     [8]byte
+	run     [16]byte
 	group   []*appendRequest
 	replies []appendReply
 	written []bool // replies[i] depends on this group's commit (fails if the commit fails)
@@ -289,6 +290,8 @@ func (w *writer) decideAndWrite(req *appendRequest, seq *uint64, now int64) (rep
 	}
 	ps.head = head + int64(len(req.events))
 	ps.segs = append(ps.segs, pendingSegment{firstRev: firstRev, firstSeq: firstSeq, events: req.events})
+	w.key = appendStreamKey(w.key[:0], req.stream, firstRev)
+	w.mustSet(w.key, appendRunValue(w.run[:0], streamRun{firstRev: firstRev, firstSeq: firstSeq, count: uint64(len(req.events))}))
 	w.key = appendHeadKey(w.key[:0], req.stream)
 	w.mustSet(w.key, appendUint64(w.val[:0], uint64(ps.head)))
 	last := *seq
@@ -305,8 +308,6 @@ func (w *writer) putEvent(stream string, rev, seq uint64, ev *eventstore.EventDa
 	encodeEvent(op.Value, stream, rev, ev, now)
 	mustFinish(op.Finish())
 
-	w.key = appendStreamKey(w.key[:0], stream, rev)
-	w.mustSet(w.key, appendUint64(w.val[:0], seq))
 	w.key = appendIDKey(w.key[:0], stream, ev.ID)
 	w.mustSet(w.key, appendUint64(w.val[:0], rev))
 }
@@ -494,13 +495,21 @@ func (w *writer) seqOf(stream string, ps *pendingStream, rev uint64) (uint64, er
 			}
 		}
 	}
-	w.key = appendStreamKey(w.key[:0], stream, rev)
-	seq, found, err := w.get(w.key)
+	lower, upper := streamBounds(stream)
+	it, err := w.s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return 0, fmt.Errorf("append to %q: read stream index: %w", stream, err)
 	}
-	if !found {
+	defer it.Close()
+	if !it.SeekLT(appendStreamKey(w.key[:0], stream, rev+1)) {
+		if err := it.Error(); err != nil {
+			return 0, fmt.Errorf("append to %q: read stream index: %w", stream, err)
+		}
 		return 0, fmt.Errorf("%w: stream %q has no index entry for revision %d below its head", errCorrupt, stream, rev)
 	}
-	return seq, nil
+	run, ok := decodeRun(it.Key(), it.Value(), len(lower))
+	if !ok || rev > run.lastRev() {
+		return 0, fmt.Errorf("%w: stream %q index entry %x does not hold revision %d", errCorrupt, stream, it.Key(), rev)
+	}
+	return run.seqOf(rev), nil
 }
