@@ -84,6 +84,11 @@ const (
 type fakeFault struct {
 	code codes.Code
 	msg  string
+	// early: fail an Append before reading the request, as a node that
+	// dies or refuses at once; the client is then still sending and sees
+	// only the stream's end. Otherwise Append fails after reading it all,
+	// as a server that refuses a complete request.
+	early bool
 }
 
 type fakeServer struct {
@@ -184,11 +189,31 @@ func (s *fakeServer) url() string {
 
 // fail makes the next n calls of method (e.g. "Append", "Read") fail with code.
 func (s *fakeServer) fail(method string, n int, code codes.Code) {
+	s.inject(method, n, fakeFault{code: code, msg: "injected " + code.String()})
+}
+
+// cutAppends makes the next n appends end before the request is read.
+func (s *fakeServer) cutAppends(n int) {
+	s.inject("Append", n, fakeFault{code: codes.Unavailable, msg: "injected: connection cut", early: true})
+}
+
+func (s *fakeServer) inject(method string, n int, f fakeFault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for range n {
-		s.faults[method] = append(s.faults[method], fakeFault{code, "injected " + code.String()})
+		s.faults[method] = append(s.faults[method], f)
 	}
+}
+
+// takeFault pops the next injected fault of method, if any matches when.
+func (s *fakeServer) takeFault(method string, early bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q := s.faults[method]; len(q) > 0 && q[0].early == early {
+		s.faults[method] = q[1:]
+		return status.Error(q[0].code, q[0].msg)
+	}
+	return nil
 }
 
 func (s *fakeServer) callCount(method string) int {
@@ -238,16 +263,17 @@ func (s *fakeServer) liveSubscriptions() int {
 	return len(s.subs)
 }
 
+// enter counts a call and answers faults injected for it; Append answers
+// its own (see fakeFault.early).
 func (s *fakeServer) enter(fullMethod string) error {
 	method := fullMethod[strings.LastIndexByte(fullMethod, '/')+1:]
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.calls[method]++
-	if q := s.faults[method]; len(q) > 0 {
-		s.faults[method] = q[1:]
-		return status.Error(q[0].code, q[0].msg)
+	s.mu.Unlock()
+	if method == "Append" {
+		return s.takeFault(method, true)
 	}
-	return nil
+	return s.takeFault(method, false)
 }
 
 // appendSystemEvent writes an event the adapter must never show: to stream
@@ -363,6 +389,9 @@ func (s *fakeServer) Append(ss api.Streams_AppendServer) error {
 		})
 	}
 
+	if err := s.takeFault("Append", false); err != nil {
+		return err
+	}
 	headBefore, err := s.backing.Head(ctx)
 	if err != nil {
 		return backingStatus(err)

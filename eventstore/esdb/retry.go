@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -85,6 +86,14 @@ func classify(err error) errorKind {
 		}
 		if e.Code() != esdbclient.ErrorCodeUnknown {
 			return permanent
+		}
+		// A stream the server ended while the client was still sending
+		// surfaces as a bare EOF: client v4.2.0 does not fetch the status
+		// then. It is how a node that dies mid-append looks, and the
+		// append is idempotent, so try again (a permanent refusal comes
+		// back the same way on every attempt and is returned at the end).
+		if errors.Is(err, io.EOF) {
+			return transient
 		}
 	}
 	// Some calls return the gRPC status unconverted (opening a read, a
