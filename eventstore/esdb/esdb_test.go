@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/EventStore/EventStore-Client-Go/v4/protos/gossip"
 	esdbclient "github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/gossip"
 	"github.com/ansinh/ansinh/eventstore"
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
