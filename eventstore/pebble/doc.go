@@ -44,7 +44,9 @@
 //
 //	g/<seq:8>                 the global log: seq -> event envelope (see codec.go:
 //	                          stream, revision, ID, type, data, metadata, recorded time)
-//	s/<stream>/<rev:8>        stream index: revision -> seq
+//	s/<stream>/<first rev:8>  stream index, one run per append: first revision ->
+//	                          first seq, count (an append's events have consecutive
+//	                          revisions and consecutive seqs)
 //	h/<stream>                stream head: last revision
 //	i/<stream>/<event ID:16>  idempotency index: event ID -> revision in that stream
 //	m/head                    last seq
@@ -77,7 +79,8 @@
 //
 // # Reads and subscriptions
 //
-// ReadStream walks the stream index and fetches each event from the log;
+// ReadStream walks the stream's runs and reads each run's events from the
+// log, where they are consecutive;
 // ReadAll walks the log. Both stop at the committed seq and at 64 MiB of
 // event data per call (returning fewer than limit events, never none when
 // some are there). A subscription is pull-based: it holds a cursor and at
