@@ -108,7 +108,7 @@ func (cmd Grant) decide(b Book, h Holder, env Env) ([]domain.Event, error) {
 		}
 		// Nothing is owed after death or moving away: an open or later end
 		// is cut to the last period, so the grant can still pay arrears.
-		if !prog.Kind.Once() && (end.IsZero() || end.After(h.LastPeriod)) {
+		if end.IsZero() || end.After(h.LastPeriod) {
 			end = h.LastPeriod
 		}
 	}
