@@ -16,7 +16,7 @@ var (
 const cid = "001088012345"
 
 func coef(s string) *decimal.Decimal { d := decimal.RequireFromString(s); return &d }
-func money(n int64) *domain.Money     { m := vnd(n); return &m }
+func money(n int64) *domain.Money    { m := vnd(n); return &m }
 
 // starter is the starter catalogue, built the way the ledger builds it.
 func starter(t testing.TB) Catalogue {
