@@ -125,19 +125,69 @@ func takeBytes(b []byte) (field, rest []byte, ok bool) {
 	return b[w:end:end], b[end:], true
 }
 
-// record copies the view out of pebble's memory (which is only valid until
-// the iterator moves) into a RecordedEvent. Data and metadata share one
-// allocation; empty metadata is nil.
-func (v *eventView) record(seq uint64) eventstore.RecordedEvent {
-	payload := make([]byte, len(v.data)+len(v.metadata))
+// decoder copies events out of pebble's memory (which is only valid until
+// the iterator moves) into RecordedEvents. A read of thousands of events
+// would otherwise cost three allocations per event; instead payloads are cut
+// from shared chunks and stream names and types, which repeat, are interned.
+// One decoder serves one read, so the intern table lives only that long.
+type decoder struct {
+	chunk      []byte
+	strs       map[string]string
+	lastStream string
+}
+
+const (
+	// decodeChunkBytes is the chunk payloads are cut from. A caller that
+	// keeps one event keeps its chunk alive, so chunks stay small; payloads
+	// above a quarter of it get their own allocation.
+	decodeChunkBytes = 64 << 10
+	// internMax bounds the intern table of one read.
+	internMax = 1024
+)
+
+func (d *decoder) bytes(n int) []byte {
+	if n > decodeChunkBytes/4 {
+		return make([]byte, n)
+	}
+	if len(d.chunk)+n > cap(d.chunk) {
+		d.chunk = make([]byte, 0, decodeChunkBytes)
+	}
+	start := len(d.chunk)
+	d.chunk = d.chunk[:start+n]
+	return d.chunk[start : start+n : start+n]
+}
+
+func (d *decoder) intern(b []byte) string {
+	if s, ok := d.strs[string(b)]; ok { // no allocation: the compiler elides it for map lookups
+		return s
+	}
+	s := string(b)
+	if d.strs == nil {
+		d.strs = make(map[string]string)
+	}
+	if len(d.strs) < internMax {
+		d.strs[s] = s
+	}
+	return s
+}
+
+func (d *decoder) record(v *eventView, seq uint64) eventstore.RecordedEvent {
+	// Data and metadata share one slice; each is capped so that an append
+	// by the caller cannot run into the other or into a neighbour.
+	payload := d.bytes(len(v.data) + len(v.metadata))
 	n := copy(payload, v.data)
 	copy(payload[n:], v.metadata)
+	stream := d.lastStream
+	if stream != string(v.stream) {
+		stream = d.intern(v.stream)
+		d.lastStream = stream
+	}
 	ev := eventstore.RecordedEvent{
-		StreamID:   string(v.stream),
+		StreamID:   stream,
 		Revision:   v.revision,
 		Position:   eventstore.Position{Commit: seq, Prepare: seq},
 		ID:         v.id,
-		Type:       string(v.eventType),
+		Type:       d.intern(v.eventType),
 		Data:       payload[:n:n],
 		RecordedAt: time.Unix(0, v.recordedNanos).UTC(),
 	}

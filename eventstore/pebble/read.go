@@ -100,6 +100,7 @@ type streamReader struct {
 	out       []eventstore.RecordedEvent
 	size      int
 	logKey    []byte
+	dec       decoder
 }
 
 func (r *streamReader) read(ctx context.Context, from uint64) error {
@@ -182,7 +183,7 @@ func (r *streamReader) readRun(run streamRun, rev uint64) error {
 		if v.revision != rev || string(v.stream) != r.stream {
 			return fmt.Errorf("%w: index says %q@%d, seq %d holds %q@%d", errCorrupt, r.stream, rev, seq, v.stream, v.revision)
 		}
-		r.out = append(r.out, v.record(seq))
+		r.out = append(r.out, r.dec.record(&v, seq))
 		r.size += len(v.data) + len(v.metadata)
 		if len(r.out) >= r.limit || r.size >= readBytesMax {
 			return nil
@@ -265,6 +266,7 @@ func (s *Store) scanLog(ctx context.Context, start uint64, scanMax, limit int, f
 		out = make([]eventstore.RecordedEvent, 0, min(uint64(limit), want))
 	}
 	next = start
+	var dec decoder
 	size, scanned := 0, 0
 	valid := it.First()
 	for ; valid && scanned < scanMax && len(out) < limit && size < readBytesMax; valid = it.Next() {
@@ -287,7 +289,7 @@ func (s *Store) scanLog(ctx context.Context, start uint64, scanMax, limit int, f
 		if filter != nil && !filter.Match(string(v.stream), string(v.eventType)) {
 			continue
 		}
-		out = append(out, v.record(seq))
+		out = append(out, dec.record(&v, seq))
 		size += len(v.data) + len(v.metadata)
 	}
 	if err := it.Error(); err != nil {
