@@ -55,8 +55,8 @@ const (
 	// readPage is the page size when reading the users stream.
 	readPage = 1000
 	// writeAttempts bounds the retries of a write that lost a race with
-	// another writer of the users stream.
-	writeAttempts = 5
+	// another process writing the users stream.
+	writeAttempts = 10
 )
 
 // Roles a user may have. RoleSystem is the service itself and is never given
@@ -108,8 +108,11 @@ type Directory struct {
 	log   *slog.Logger
 	now   func() time.Time
 
+	// writeMu serializes this process's writes, so that they never race each
+	// other on the stream revision (only writes of other processes do);
 	// catchUpMu serializes reads of the stream so that two catch-ups never
 	// apply the same events; mu guards the index itself.
+	writeMu   sync.Mutex
 	catchUpMu sync.Mutex
 	mu        sync.RWMutex
 	users     map[string]*User
@@ -436,6 +439,8 @@ func (d *Directory) write(ctx context.Context, meta domain.Metadata, expected *e
 	if err != nil {
 		return Write{}, fmt.Errorf("users: metadata: %w", err)
 	}
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
 	for attempt := 1; ; attempt++ {
 		d.mu.RLock()
 		payloads, err := decide()
