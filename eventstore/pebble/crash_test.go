@@ -34,7 +34,7 @@ const (
 	crashWriters        = 6
 	crashStreamsPerGoer = 3
 	crashSharedStream   = "crash-shared"
-	crashChildLifetime  = 30 * time.Second // a child left behind stops on its own
+	crashChildLifetime  = 2 * time.Minute // a child left behind (parent died) stops on its own
 )
 
 // crashKillAfter is, per round, how many acks the parent waits for before it
