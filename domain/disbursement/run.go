@@ -182,6 +182,15 @@ type RunLine struct {
 	Net        domain.Money  `json:"net"`
 }
 
+// Problem is a beneficiary a calculation could not pay, and why (no usable
+// payee, entitlements that do not compute). It is recorded in the run, never
+// dropped silently; once the data is fixed, a later run pays them.
+type Problem struct {
+	CitizenID string `json:"citizen_id"`
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+}
+
 // RunPayment is one transfer or cash handout of a run: one payee, one
 // destination, the lines it pays. Lines of one payee may come from several
 // beneficiaries (a guardian for two children) and so from several pages.
@@ -219,6 +228,7 @@ type (
 		Cursor        string       `json:"cursor"`                  // last citizen ID of the page
 		Beneficiaries int          `json:"beneficiaries,omitempty"` // in the page, on part 0
 		Skipped       int          `json:"skipped,omitempty"`       // lines not claimed (paid or in another run), on part 0
+		Problems      []Problem    `json:"problems,omitempty"`      // beneficiaries not paid, on part 0
 		Payments      []RunPayment `json:"payments"`
 	}
 	PayoutRunCalculated struct {
@@ -290,6 +300,7 @@ type Run struct {
 	Pages                         int
 	Cursor                        string // last citizen ID calculated; "" before the first page
 	Beneficiaries, Skipped, Lines int
+	Problems                      []Problem
 	Gross, Net                    domain.Money
 	// Payments by ID, and their IDs in the order first recorded (the order
 	// of the bank file and the cash lists).
@@ -311,6 +322,7 @@ func (r Run) Evolve(e domain.Event) Run {
 			r.Pages = e.Page
 			r.Beneficiaries += e.Beneficiaries
 			r.Skipped += e.Skipped
+			r.Problems = append(r.Problems, e.Problems...)
 		}
 		r.Cursor = e.Cursor
 		for _, p := range e.Payments {
