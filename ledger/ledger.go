@@ -355,8 +355,8 @@ func (l *Ledger) encode(stream, commandID string, meta domain.Metadata, events [
 // command carries.
 func (l *Ledger) metadata(req Request) (domain.Metadata, error) {
 	a := req.Actor
-	if a.UserID == "" || len(a.UserID) > MaxUserIDLen || !validRole(a.Role) {
-		return domain.Metadata{}, domain.Rejectf(domain.Forbidden, "unauthenticated", "", "the command has no valid user and role")
+	if err := checkActor(a); err != nil {
+		return domain.Metadata{}, err
 	}
 	for _, f := range []struct{ name, v string }{{"command_id", req.CommandID}, {"correlation_id", req.CorrelationID}, {"causation_id", req.CausationID}} {
 		if !validTraceID(f.v) {
@@ -407,6 +407,13 @@ func commandHash(cmd any) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+func checkActor(a domain.Actor) error {
+	if a.UserID == "" || len(a.UserID) > MaxUserIDLen || !validRole(a.Role) {
+		return domain.Rejectf(domain.Forbidden, "unauthenticated", "", "the command has no valid user and role")
+	}
+	return nil
+}
+
 func validRole(r domain.Role) bool {
 	switch r {
 	case domain.RoleRegistrar, domain.RoleFinanceOfficer, domain.RoleApprover, domain.RoleAuditor, domain.RoleAdmin, domain.RoleSystem:
@@ -430,6 +437,9 @@ func validTraceID(s string) bool {
 
 // authorize checks the actor's role against the roles a command allows.
 func authorize(req Request, what string, roles ...domain.Role) error {
+	if err := checkActor(req.Actor); err != nil {
+		return err
+	}
 	for _, r := range roles {
 		if req.Actor.Role == r {
 			return nil
