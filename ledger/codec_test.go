@@ -18,7 +18,7 @@ func sampleEvents() []domain.Event {
 	vnd := domain.VNDAmount
 	m := func(n int64) *domain.Money { x := vnd(n); return &x }
 	s := func(v string) *string { return &v }
-	addr := registry.Address{Street: "12 ngõ 5 Quang Trung", DistrictCode: "268", DistrictName: "Quận Hà Đông", WardCode: "09556", WardName: "Phường Quang Trung", Catalogue: registry.AdminCatalogueVersion}
+	addr := registry.Address{Street: "12 ngõ 5 Hà Cầu", DistrictCode: "268", DistrictName: "Quận Hà Đông", WardCode: "09556", WardName: "Phường Hà Cầu", Catalogue: registry.AdminCatalogueVersion}
 	acct := registry.BankAccount{BankCode: "VBA", AccountNumber: "1500205123456", HolderName: "TRAN VAN BINH", Holder: registry.HolderProxy, ProxyID: "P1"}
 	return []domain.Event{
 		registry.BeneficiaryRegistered{CitizenID: anID, FullName: "Nguyễn Thị An", DateOfBirth: date("1945-03-02"), Sex: registry.Female, Address: addr, Category: registry.NearPoor, HouseholdID: "HN-268-0042"},

@@ -41,7 +41,7 @@ func newLedger(t testing.TB) (*Ledger, eventstore.Store) {
 func registerAn() registry.Register {
 	return registry.Register{
 		CitizenID: anID, FullName: "Nguyễn Thị An", DateOfBirth: date("1945-03-02"), Sex: registry.Female,
-		Address:  registry.AddressInput{Street: "12 ngõ 5 Quang Trung", DistrictCode: "268", WardCode: "09556"},
+		Address:  registry.AddressInput{Street: "12 ngõ 5 Hà Cầu", DistrictCode: "268", WardCode: "09556"},
 		Category: registry.SocialProtection,
 	}
 }

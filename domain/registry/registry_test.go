@@ -24,7 +24,7 @@ var (
 func register() Register {
 	return Register{
 		CitizenID: anID, FullName: "Nguyễn Thị An", DateOfBirth: date("1945-03-02"), Sex: Female,
-		Address:  AddressInput{Street: "12 ngõ 5 Quang Trung", DistrictCode: "268", WardCode: "09556"},
+		Address:  AddressInput{Street: "12 ngõ 5 Hà Cầu", DistrictCode: "268", WardCode: "09556"},
 		Category: SocialProtection,
 	}
 }
@@ -154,7 +154,7 @@ func TestRegister(t *testing.T) {
 	if e.FullName != "Nguyễn Thị An" || !norm.NFC.IsNormalString(e.FullName) {
 		t.Errorf("name not cleaned to NFC: %q", e.FullName)
 	}
-	want := Address{Street: "12 ngõ 5 Quang Trung", DistrictCode: "268", DistrictName: "Quận Hà Đông", WardCode: "09556", WardName: e.Address.WardName, Catalogue: AdminCatalogueVersion}
+	want := Address{Street: "12 ngõ 5 Hà Cầu", DistrictCode: "268", DistrictName: "Quận Hà Đông", WardCode: "09556", WardName: e.Address.WardName, Catalogue: AdminCatalogueVersion}
 	if e.Address != want || e.Address.WardName == "" {
 		t.Errorf("address %+v", e.Address)
 	}
