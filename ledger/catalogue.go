@@ -43,7 +43,9 @@ func (l *Ledger) SeedCatalogue(ctx context.Context) (int, error) {
 
 // Catalogue returns the current catalogue and its revision (-1 when empty).
 // The ledger keeps the last catalogue it read and reads only the events
-// appended since, so that every entitlement command does not reload it.
+// appended since, so that every entitlement command does not reload it. The
+// returned catalogue shares its maps with that cache: treat it as read-only
+// (Evolve copies before it changes anything).
 func (l *Ledger) Catalogue(ctx context.Context) (entitlement.Catalogue, int64, error) {
 	l.catMu.Lock()
 	defer l.catMu.Unlock()
