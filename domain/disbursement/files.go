@@ -153,7 +153,7 @@ var ErrFileTooLarge = errors.New("file too large")
 func ParseSettlements(r io.Reader) ([]Settlement, []Rejection, error) {
 	var out []Settlement
 	var rejected []Rejection
-	err := readCSV(r, SettlementHeader, MaxSettlementLines, func(line int, f []string) {
+	err := readCSV(r, SettlementHeader, MaxSettlementLines, MaxFileBytes, func(line int, f []string) {
 		s := Settlement{Line: line, PaymentID: f[0], Outcome: Outcome(f[1]), Reference: f[2], Reason: FailureReason(f[5]), Detail: f[6]}
 		at, err := time.Parse(time.RFC3339, f[3])
 		if err != nil {
@@ -202,7 +202,7 @@ type StatementLine struct {
 func ParseStatement(r io.Reader) ([]StatementLine, error) {
 	var out []StatementLine
 	var bad error
-	err := readCSV(r, StatementHeader, MaxStatementLines, func(line int, f []string) {
+	err := readCSV(r, StatementHeader, MaxStatementLines, MaxFileBytes, func(line int, f []string) {
 		if bad != nil {
 			return
 		}
@@ -237,15 +237,15 @@ func ParseStatement(r io.Reader) ([]StatementLine, error) {
 
 // readCSV reads a CSV file with the given header, calling row for each data
 // line with its 1-based line number (the header is line 1).
-func readCSV(r io.Reader, header []string, maxLines int, row func(line int, fields []string)) error {
-	lr := &io.LimitedReader{R: r, N: MaxFileBytes + 1}
+func readCSV(r io.Reader, header []string, maxLines int, maxBytes int64, row func(line int, fields []string)) error {
+	lr := &io.LimitedReader{R: r, N: maxBytes + 1}
 	cr := csv.NewReader(lr)
 	cr.FieldsPerRecord = len(header)
 	cr.ReuseRecord = true
 	first, err := cr.Read()
 	if err != nil {
 		if lr.N <= 0 {
-			return fmt.Errorf("%w: more than %d bytes", ErrFileTooLarge, MaxFileBytes)
+			return fmt.Errorf("%w: more than %d bytes", ErrFileTooLarge, maxBytes)
 		}
 		return domain.Reject("invalid_file", "file", "want a CSV header %s: %v", strings.Join(header, ","), err)
 	}
@@ -257,7 +257,7 @@ func readCSV(r io.Reader, header []string, maxLines int, row func(line int, fiel
 	for n := 0; ; n++ {
 		f, err := cr.Read()
 		if lr.N <= 0 {
-			return fmt.Errorf("%w: more than %d bytes", ErrFileTooLarge, MaxFileBytes)
+			return fmt.Errorf("%w: more than %d bytes", ErrFileTooLarge, maxBytes)
 		}
 		if err == io.EOF {
 			return nil
