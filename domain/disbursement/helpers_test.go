@@ -78,4 +78,3 @@ func issued(t *testing.T, k ObligationKey, run string, p Payee, gross int64, off
 	mustNoErr(t, err)
 	return o.Evolve(ev), ev
 }
-
