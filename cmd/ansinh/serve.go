@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ansinh/ansinh/api"
+	"github.com/ansinh/ansinh/api/users"
+	"github.com/ansinh/ansinh/domain"
+)
+
+type serveConfig struct {
+	addr            string
+	storeConfig     storeConfig
+	jwtKeyFile      string
+	jwtIssuer       string
+	jwtAudience     string
+	logFormat       string
+	logLevel        string
+	shutdownTimeout time.Duration
+}
+
+// HTTP server limits. The write timeout must outlast the longest wait for
+// the projections (api.Config.WaitMax, 5 s by default) plus the work.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 60 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+	maxShutdown       = 5 * time.Minute
+)
+
+func parseServe(args []string, stdout io.Writer, getenv func(string) string) (serveConfig, error) {
+	var cfg serveConfig
+	fs := newFlagSet("serve", stdout)
+	fs.StringVar(&cfg.addr, "addr", ":8080", "listen address; port 0 picks a free port (the log says which)")
+	fs.fromEnv("addr", "ANSINH_ADDR")
+	addStoreFlags(fs, &cfg.storeConfig)
+	fs.StringVar(&cfg.jwtKeyFile, "jwt-key", "", "PEM file of the Ed25519 public key of the identity provider; empty accepts no JWTs")
+	fs.fromEnv("jwt-key", "ANSINH_JWT_KEY")
+	fs.StringVar(&cfg.jwtIssuer, "jwt-issuer", "", "required iss claim of JWTs (empty: not checked)")
+	fs.fromEnv("jwt-issuer", "ANSINH_JWT_ISSUER")
+	fs.StringVar(&cfg.jwtAudience, "jwt-audience", "", "required aud claim of JWTs (empty: not checked)")
+	fs.fromEnv("jwt-audience", "ANSINH_JWT_AUDIENCE")
+	fs.StringVar(&cfg.logFormat, "log-format", "auto", "log format: json, text, or auto (text on a terminal, json otherwise)")
+	fs.fromEnv("log-format", "ANSINH_LOG_FORMAT")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.fromEnv("log-level", "ANSINH_LOG_LEVEL")
+	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to let requests in flight finish on SIGTERM")
+	if err := fs.parse(args, getenv); err != nil {
+		return cfg, err
+	}
+	if cfg.shutdownTimeout <= 0 || cfg.shutdownTimeout > maxShutdown {
+		return cfg, usagef("--shutdown-timeout %s: want more than 0 and at most %s", cfg.shutdownTimeout, maxShutdown)
+	}
+	if cfg.jwtKeyFile == "" && (cfg.jwtIssuer != "" || cfg.jwtAudience != "") {
+		return cfg, usagef("--jwt-issuer and --jwt-audience need --jwt-key")
+	}
+	return cfg, cfg.storeConfig.validate()
+}
+
+// newLogger builds the structured logger on stderr: JSON for machines (a
+// container's log collector), text for a person at a terminal.
+func newLogger(format, level string, stderr io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "auto" {
+		format = "json"
+		if isTerminal(stderr) {
+			format = "text"
+		}
+	}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
+	}
+	return nil, usagef("--log-format %q: want json, text or auto", format)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func jwtConfig(cfg serveConfig) (*api.JWTConfig, error) {
+	if cfg.jwtKeyFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(cfg.jwtKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--jwt-key: %w", err)
+	}
+	key, err := api.ParseJWTKey(pem)
+	if err != nil {
+		return nil, fmt.Errorf("--jwt-key %s: %w", cfg.jwtKeyFile, err)
+	}
+	return &api.JWTConfig{Key: key, Issuer: cfg.jwtIssuer, Audience: cfg.jwtAudience}, nil
+}
+
+// serve runs the API until ctx ends (SIGINT or SIGTERM), then stops
+// accepting connections, lets the requests in flight finish within
+// --shutdown-timeout, and closes the event store last, so that no request
+// loses its store halfway.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (err error) {
+	cfg, err := parseServe(args, stdout, getenv)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.logFormat, cfg.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	jwtCfg, err := jwtConfig(cfg)
+	if err != nil {
+		return err
+	}
+
+	raw, err := openStore(ctx, cfg.storeConfig, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := raw.Close(); cerr != nil {
+			log.Error("closing the event store", "err", cerr)
+			err = errors.Join(err, fmt.Errorf("close event store: %w", cerr))
+		}
+	}()
+	metrics := api.NewMetrics()
+	store := metrics.InstrumentStore(raw)
+
+	dir, err := users.Open(ctx, store, log.With("component", "users"))
+	if err != nil {
+		return err
+	}
+	if err := bootstrapAdmin(ctx, dir, stderr, log); err != nil {
+		return err
+	}
+
+	srv, err := api.New(api.Config{Version: versionString(), JWT: jwtCfg}, api.Deps{
+		Store: store, Users: dir, Metrics: metrics, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	// The users directory follows writes by other processes (a shared
+	// EventStoreDB) until shutdown.
+	followCtx, stopFollow := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := dir.Follow(followCtx); err != nil {
+			log.Error("following the users stream stopped", "err", err)
+		}
+	})
+	defer func() {
+		stopFollow()
+		wg.Wait()
+	}()
+
+	served := make(chan error, 1)
+	go func() { served <- httpSrv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "store", cfg.storeConfig.describe(),
+		"version", versionString(), "jwt", jwtCfg != nil)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.shutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+		_ = httpSrv.Close()
+		return fmt.Errorf("requests still running after %s were cut off: %w", cfg.shutdownTimeout, err)
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// bootstrapAdmin creates the first admin of a store that has no user and
+// prints its token on stderr, outside the structured log: log lines are
+// shipped and kept, and a credential must not be. It is shown once; a lost
+// one is replaced with `ansinh users token --name admin`.
+func bootstrapAdmin(ctx context.Context, dir *users.Directory, stderr io.Writer, log *slog.Logger) error {
+	token, err := dir.Bootstrap(ctx, domain.Metadata{Actor: domain.Actor{UserID: "ansinh", Role: domain.RoleSystem}})
+	if err != nil {
+		return fmt.Errorf("create the first admin: %w", err)
+	}
+	if token == "" {
+		return nil
+	}
+	log.Warn("no users existed: created user admin; its API token is printed on stderr once")
+	banner := strings.Repeat("=", 72)
+	fmt.Fprintf(stderr, "%s\nansinh: created the first user, \"admin\" (role admin). Its API token is shown only now:\nadmin token: %s\nKeep it in a password manager. Lost it? Stop the server and run: ansinh users token --name admin\n%s\n",
+		banner, token, banner)
+	return nil
+}
