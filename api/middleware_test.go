@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ansinh/ansinh/domain"
 	"github.com/ansinh/ansinh/eventstore"
@@ -489,5 +490,18 @@ func TestConfigIsValidated(t *testing.T) {
 	}
 	if _, err := New(Config{}, Deps{}); err == nil {
 		t.Fatal("New without a store accepted")
+	}
+}
+
+func TestRequestTimeout(t *testing.T) {
+	env := newTestAPI(t)
+	env.route(Route{Method: http.MethodGet, Path: "/test/stuck", Timeout: time.Millisecond, Handler: func(c echo.Context) error {
+		<-c.Request().Context().Done() // a store call that never answers
+		return fmt.Errorf("read model: %w", c.Request().Context().Err())
+	}})
+	w := env.do(env.req(http.MethodGet, "/test/stuck", env.admin, ""))
+	wantProblem(t, w, http.StatusServiceUnavailable, "timeout")
+	if w.Header().Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
 	}
 }

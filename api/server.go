@@ -11,6 +11,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,6 +51,11 @@ type Config struct {
 	// ReadyTimeout bounds each check of /readyz. Default 2s.
 	ReadyTimeout time.Duration
 
+	// RequestTimeout bounds the work of one request (its context's
+	// deadline); a Route may set its own. Past it the answer is 503
+	// timeout, never a silent hang. Default 30s, at most 10m.
+	RequestTimeout time.Duration
+
 	// JWT, when set, accepts bearer JWTs from an external identity provider
 	// besides the API tokens of the users directory.
 	JWT *JWTConfig
@@ -62,6 +68,8 @@ const (
 	maxWaitMax          = 60 * time.Second
 	defaultReadyLagMax  = 30 * time.Second
 	defaultReadyTimeout = 2 * time.Second
+	defaultTimeout      = 30 * time.Second
+	maxTimeout          = 10 * time.Minute
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -77,7 +85,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = defaultReadyTimeout
 	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = defaultTimeout
+	}
 	switch {
+	case c.RequestTimeout < 0 || c.RequestTimeout > maxTimeout:
+		return c, fmt.Errorf("api: RequestTimeout %s, want up to %s", c.RequestTimeout, maxTimeout)
 	case c.BodyMaxBytes < 1 || c.BodyMaxBytes > maxBodyMaxBytes:
 		return c, fmt.Errorf("api: BodyMaxBytes %d, want 1 to %d", c.BodyMaxBytes, maxBodyMaxBytes)
 	case c.WaitMax < 0 || c.WaitMax > maxWaitMax:
@@ -161,6 +174,8 @@ type Route struct {
 	Public bool
 	// BodyMaxBytes overrides Config.BodyMaxBytes (file uploads).
 	BodyMaxBytes int64
+	// Timeout overrides Config.RequestTimeout (a large batch).
+	Timeout time.Duration
 }
 
 // AllRoles is every role a person can have: for routes any user may call.
@@ -237,8 +252,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
 
 // handle registers a route behind the middleware its declaration asks for,
-// outermost first: authentication, rate limit, role check, body limit,
-// idempotency (POST).
+// outermost first: deadline, authentication, rate limit, role check, body
+// limit, idempotency (POST).
 func (s *Server) handle(r Route) {
 	if !r.Public && len(r.Roles) == 0 {
 		panic(fmt.Sprintf("api: route %s %s declares no roles (use AllRoles or Public)", r.Method, r.Path))
@@ -248,7 +263,14 @@ func (s *Server) handle(r Route) {
 			panic(fmt.Sprintf("api: route %s %s lists unknown role %q", r.Method, r.Path, role))
 		}
 	}
-	var mw []echo.MiddlewareFunc
+	if r.Timeout < 0 || r.Timeout > maxTimeout || r.BodyMaxBytes < 0 || r.BodyMaxBytes > maxBodyMaxBytes {
+		panic(fmt.Sprintf("api: route %s %s: timeout %s or body limit %d out of range", r.Method, r.Path, r.Timeout, r.BodyMaxBytes))
+	}
+	timeout := r.Timeout
+	if timeout == 0 {
+		timeout = s.cfg.RequestTimeout
+	}
+	mw := []echo.MiddlewareFunc{withTimeout(timeout)}
 	if !r.Public {
 		mw = append(mw, s.authenticate, s.rateLimit, authorize(r.Roles))
 	}
@@ -316,6 +338,19 @@ func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
 		}()
 		return next(c)
+	}
+}
+
+// withTimeout puts a deadline on the request's context: the store and the
+// ledger give up when it passes, and the client gets 503 timeout.
+func withTimeout(d time.Duration) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), d)
+			defer cancel()
+			c.SetRequest(c.Request().WithContext(ctx))
+			return next(c)
+		}
 	}
 }
 
