@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,16 +33,19 @@ const (
 
 // appendDerived appends events decided by a multi-stream process (a run's
 // calculation or release, a settlement, a correction's effects). Their IDs
-// are derived from step, which names the step uniquely (e.g. "release:R1"),
-// so that re-driving the step after a crash, or a second replica doing the
-// same step, is answered by the store as a resend and writes nothing twice.
-// Every money event is checked to post a balanced entry before it is
-// written.
+// are derived from step (e.g. "release:R1@4") and from a digest of the
+// events' content, so that re-driving the step after a crash, or a second
+// replica deciding the same thing, is answered by the store as a resend and
+// writes nothing twice, while a replica that decided something else at the
+// same place is refused by the expected revision instead of being mistaken
+// for a resend. Every money event is checked to post a balanced entry
+// before it is written.
 func (l *Ledger) appendDerived(ctx context.Context, stream string, expected eventstore.ExpectedRevision, meta domain.Metadata, step string, events []domain.Event) (eventstore.AppendResult, error) {
 	if len(events) == 0 {
 		return eventstore.AppendResult{}, errors.New("ledger: appendDerived with no events")
 	}
 	data := make([]eventstore.EventData, len(events))
+	digest := sha256.New()
 	for i, ev := range events {
 		if _, err := disbursement.Postings(ev); err != nil {
 			return eventstore.AppendResult{}, fmt.Errorf("ledger: refusing to write %s to %s: %w", ev.EventType(), stream, err)
@@ -55,7 +60,15 @@ func (l *Ledger) appendDerived(ctx context.Context, stream string, expected even
 		if err != nil {
 			return eventstore.AppendResult{}, fmt.Errorf("ledger: metadata: %w", err)
 		}
-		data[i] = eventstore.EventData{ID: eventID(stream, step, i), Type: t, Data: body, Metadata: mb}
+		fmt.Fprintf(digest, "%s\x00%d\x00", t, len(body))
+		digest.Write(body)
+		data[i] = eventstore.EventData{Type: t, Data: body, Metadata: mb}
+	}
+	// Metadata (who, when) is left out of the digest: two replicas acting
+	// for different users still decide the same facts.
+	key := step + ":" + hex.EncodeToString(digest.Sum(nil))
+	for i := range data {
+		data[i].ID = eventID(stream, key, i)
 	}
 	return l.store.Append(ctx, stream, expected, data...)
 }

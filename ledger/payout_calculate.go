@@ -115,8 +115,12 @@ func (l *Ledger) CalculateRun(ctx context.Context, req Request, runID string, ro
 			if ld, err = l.LoadRun(ctx, runID); err != nil {
 				return RunSummary{}, err
 			}
-			if ld.State.Status != disbursement.RunOpened {
-				return summarize(ld), ld.State.CanCalculate(req.Actor)
+			switch ld.State.Status {
+			case disbursement.RunOpened:
+			case disbursement.RunCancelled:
+				return RunSummary{}, ld.State.CanCalculate(req.Actor)
+			default:
+				return summarize(ld), nil // another replica finished it
 			}
 			c.run = ld.State
 			continue
