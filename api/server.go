@@ -23,6 +23,7 @@ import (
 	"github.com/ansinh/ansinh/api/users"
 	"github.com/ansinh/ansinh/domain"
 	"github.com/ansinh/ansinh/eventstore"
+	"github.com/ansinh/ansinh/ledger"
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 )
@@ -123,6 +124,10 @@ type Deps struct {
 	Store eventstore.Store
 	// Users authenticates API tokens and backs /v1/users. Required.
 	Users *users.Directory
+	// Ledger runs the commands of the domain's resources (beneficiaries,
+	// entitlements, payouts). Required by the routes that write; nil only
+	// in tests of the cross-cutting machinery.
+	Ledger *ledger.Ledger
 	// Projections serves read-your-writes waits, /readyz's lag check and the
 	// lag gauge. Nil until the projections exist: queries that need it then
 	// answer 503.
@@ -236,6 +241,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.docsRoutes(),
 		s.meRoutes(),
 		s.userRoutes(),
+		s.beneficiaryRoutes(),
+		s.entitlementRoutes(),
+		s.catalogueRoutes(),
 		// New resources add their routes here.
 	} {
 		for _, r := range group {

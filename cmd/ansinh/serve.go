@@ -16,6 +16,7 @@ import (
 	"github.com/ansinh/ansinh/api"
 	"github.com/ansinh/ansinh/api/users"
 	"github.com/ansinh/ansinh/domain"
+	"github.com/ansinh/ansinh/ledger"
 )
 
 type serveConfig struct {
@@ -156,7 +157,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 
 	srv, err := api.New(api.Config{Version: versionString(), JWT: jwtCfg}, api.Deps{
-		Store: store, Users: dir, Metrics: metrics, Logger: log,
+		Store: store, Users: dir, Ledger: ledger.New(store, ledger.DefaultConfig()), Metrics: metrics, Logger: log,
 	})
 	if err != nil {
 		return err
