@@ -16,7 +16,9 @@
 // never leaves the directory stuck), and fails with an error saying the
 // directory "is in use by another process" when another process holds it.
 // A second Open of the same directory in the same process fails too, with
-// "already open in this process".
+// "already open in this process": the fcntl lock does not stop the process
+// that holds it, so the store keeps its own list of open directories and
+// compares them with os.SameFile (a symlinked path is the same directory).
 //
 // # Durability and group commit
 //

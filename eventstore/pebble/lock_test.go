@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -29,6 +30,18 @@ func TestOpenSameDirTwiceInProcess(t *testing.T) {
 	}
 	// Closing releases the directory.
 	openDisk(t, dir)
+
+	// Another path to the same directory is the same directory: the fcntl
+	// lock would not stop this process, so the store itself must.
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(link, Options{})
+	if err == nil || !strings.Contains(err.Error(), "already open in this process") {
+		t.Fatalf("Open through a symlink: err = %v, want 'already open in this process'", err)
+	}
+	t.Logf("Open through a symlink: %v", err)
 }
 
 // TestOpenDirHeldByAnotherProcess runs a child process that holds a store

@@ -135,10 +135,13 @@ type Store struct {
 var _ eventstore.Store = (*Store)(nil)
 
 // openDirs holds the directories this process has open, so that a second Open
-// of the same directory fails with a clear message rather than pebble's.
+// of the same directory fails with a clear message. The kernel's fcntl lock
+// that pebble takes does not stop the process that holds it from taking it
+// again, and pebble's own check compares path strings, which a symlink or a
+// bind mount defeats; os.SameFile compares the directories themselves.
 var openDirs struct {
 	sync.Mutex
-	dirs map[string]bool
+	dirs map[string]os.FileInfo
 }
 
 // Open opens (creating if needed) the store in dir, or a fresh in-memory
@@ -262,15 +265,21 @@ func claimDir(dir string) (string, error) {
 	if err := os.MkdirAll(abs, 0o750); err != nil {
 		return "", fmt.Errorf("eventstore/pebble: create directory: %w", err)
 	}
+	info, err := os.Stat(abs)
+	if err != nil {
+		return "", fmt.Errorf("eventstore/pebble: directory %q: %w", abs, err)
+	}
 	openDirs.Lock()
 	defer openDirs.Unlock()
-	if openDirs.dirs[abs] {
-		return "", fmt.Errorf("eventstore/pebble: directory %q is already open in this process (close the other Store first)", abs)
+	for other, otherInfo := range openDirs.dirs {
+		if os.SameFile(info, otherInfo) {
+			return "", fmt.Errorf("eventstore/pebble: directory %q is already open in this process (as %q); close the other Store first", abs, other)
+		}
 	}
 	if openDirs.dirs == nil {
-		openDirs.dirs = map[string]bool{}
+		openDirs.dirs = map[string]os.FileInfo{}
 	}
-	openDirs.dirs[abs] = true
+	openDirs.dirs[abs] = info
 	return abs, nil
 }
 
@@ -290,7 +299,7 @@ func lockDir(abs string) (*pebble.Lock, error) {
 	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
 		return nil, fmt.Errorf("eventstore/pebble: directory %q is in use by another process (its LOCK file is held): %w", abs, err)
 	}
-	return nil, fmt.Errorf("eventstore/pebble: lock directory %q (is another process using it?): %w", abs, err)
+	return nil, fmt.Errorf("eventstore/pebble: cannot lock directory %q: it is in use by another process or already open in this one: %w", abs, err)
 }
 
 func (s *Store) releaseLock() {
