@@ -75,7 +75,7 @@ func testMultiEventAppendIsAtomic(t *testing.T, s eventstore.Store) {
 	if res.NextRevision != 49 || res.Position.Compare(got[49].Position) != 0 {
 		t.Errorf("AppendResult %+v; want NextRevision 49 and the position of revision 49, %s", res, got[49].Position)
 	}
-	before := f.log(t, f.prefix)
+	mark := f.head(t)
 
 	// A batch whose last event is invalid writes none of the valid ones.
 	bad := f.events(50)
@@ -87,7 +87,7 @@ func testMultiEventAppendIsAtomic(t *testing.T, s eventstore.Store) {
 	wantWrongRevision(t, err, stream, eventstore.Exact(10), 49)
 
 	wantSameEvents(t, f.readStream(t, stream), got, "stream after rejected batches")
-	wantSameEvents(t, f.log(t, f.prefix), before, "global log after rejected batches")
+	f.wantNothingSince(t, mark, f.prefix, "rejected batches")
 }
 
 // testReadersNeverSeeHalfAnAppend reads a stream while batches are appended
@@ -166,14 +166,14 @@ func testExpectedRevision(t *testing.T, s eventstore.Store) {
 				setup = f.events(c.existing)
 				f.append(t, stream, eventstore.NoStream(), setup...)
 			}
-			logBefore := f.log(t, stream)
+			mark := f.head(t)
 			evs := f.events(2)
 			res, err := s.Append(t.Context(), stream, c.expected, evs...)
 			if !c.ok {
 				wantWrongRevision(t, err, stream, c.expected, c.actual)
 				got := f.readStream(t, stream)
 				wantIDs(t, got, setup, "stream after the rejected Append")
-				wantSameEvents(t, f.log(t, stream), logBefore, "global log after the rejected Append")
+				f.wantNothingSince(t, mark, stream, "the rejected Append")
 				return
 			}
 			if err != nil {
@@ -250,10 +250,10 @@ func testInvalidInputIsRejected(t *testing.T, s eventstore.Store) {
 			if c.want == eventstore.ErrInvalidStreamName {
 				// Nothing can be read back by an invalid name, but the global
 				// log must not change.
-				before := f.log(t, f.prefix)
+				mark := f.head(t)
 				_, err := s.Append(t.Context(), c.stream, eventstore.Any(), c.events...)
 				wantErr(t, err, c.want, fmt.Sprintf("Append to %q", clip(c.stream)))
-				wantSameEvents(t, f.log(t, f.prefix), before, "global log after the rejected Append")
+				f.wantNothingSince(t, mark, f.prefix, "the rejected Append")
 				return
 			}
 			// Each valid-stream case uses two streams of its own: a missing
@@ -263,7 +263,7 @@ func testInvalidInputIsRejected(t *testing.T, s eventstore.Store) {
 			missing, existing := own+"-new", own+"-old"
 			seed := f.events(1)
 			f.append(t, existing, eventstore.NoStream(), seed...)
-			before := f.log(t, own)
+			mark := f.head(t)
 
 			_, err := s.Append(t.Context(), missing, eventstore.NoStream(), c.events...)
 			wantErr(t, err, c.want, "Append to a new stream")
@@ -274,7 +274,7 @@ func testInvalidInputIsRejected(t *testing.T, s eventstore.Store) {
 				t.Fatalf("rejected Append created %s: %s", missing, describeAll(evs))
 			}
 			wantIDs(t, f.readStream(t, existing), seed, "stream after the rejected Append")
-			wantSameEvents(t, f.log(t, own), before, "global log after the rejected Append")
+			f.wantNothingSince(t, mark, own, "the rejected Appends")
 		})
 	}
 }

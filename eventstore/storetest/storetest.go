@@ -215,6 +215,27 @@ func (f *fixture) logPaged(t *testing.T, prefix string, after eventstore.Positio
 	return mine
 }
 
+// head returns the store's Head, to mark a point in the log.
+func (f *fixture) head(t *testing.T) eventstore.Position {
+	t.Helper()
+	h, err := f.store.Head(t.Context())
+	if err != nil {
+		t.Fatalf("Head: %v", err)
+	}
+	return h
+}
+
+// wantNothingSince asserts that the global log holds no event of a stream
+// starting with prefix after mark, a Head taken before a call that must not
+// write. The log is append-only, so this is "the log is unchanged"; reading
+// only what came after mark keeps it cheap on a busy shared server.
+func (f *fixture) wantNothingSince(t *testing.T, mark eventstore.Position, prefix, what string) {
+	t.Helper()
+	if evs := f.logPaged(t, prefix, mark, 1000); len(evs) != 0 {
+		t.Fatalf("%s wrote to the global log: %s", what, describeAll(evs))
+	}
+}
+
 // subscribe opens a subscription that is closed when the test ends.
 func (f *fixture) subscribe(t *testing.T, after eventstore.Position, filter eventstore.Filter) eventstore.Subscription {
 	t.Helper()
