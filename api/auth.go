@@ -183,6 +183,9 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return unauthorized("the credential is not an ansinh API token (ans_...), and this server accepts no JWTs")
 		}
 		c.Set(ctxPrincipal, p)
+		// What an authenticated route returns is personal data or a
+		// credential: no cache, shared or private, may keep it.
+		c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 		c.Set(ctxLogger, Logger(c).With("user", p.Actor.UserID, "role", string(p.Actor.Role)))
 		return next(c)
 	}

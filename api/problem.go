@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -296,10 +297,13 @@ func (s *Server) handleError(err error, c echo.Context) {
 }
 
 func writeProblem(c echo.Context, p *Problem) error {
-	body, err := json.Marshal(p)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // details quote <placeholders>; this is not HTML
+	if err := enc.Encode(p); err != nil {
 		return fmt.Errorf("encode problem: %w", err)
 	}
+	body := buf.Bytes()
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, MediaTypeProblem)
 	h.Set("Content-Length", strconv.Itoa(len(body)))

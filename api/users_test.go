@@ -48,6 +48,9 @@ func TestUsersLifecycle(t *testing.T) {
 	if got := w.Header().Get("Location"); got != "/v1/users/lan" {
 		t.Errorf("Location %q", got)
 	}
+	if got := w.Header().Get("Cache-Control"); got != "no-store" {
+		t.Errorf("a response with a token has Cache-Control %q, want no-store", got)
+	}
 
 	// The new user's token works, and says who it is.
 	w = env.do(env.req(http.MethodGet, "/v1/me", created.Token, ""))
