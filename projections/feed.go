@@ -1,0 +1,104 @@
+package projections
+
+import (
+	"context"
+
+	"github.com/ansinh/ansinh/eventstore"
+)
+
+// A feed reads the log in its own goroutine and decodes each event once, so
+// that reading and decoding run on one core while the projections apply on
+// another. It first reads pages with ReadAll up to the head (catch-up), then
+// sends a marker, then (if asked to follow) delivers live events from a
+// subscription one by one.
+//
+// Pages and live events travel on two channels because they need different
+// bounds: a few whole pages while catching up, up to a subscription buffer of
+// single events live. The consumer reads the live channel only after the
+// marker, so the order is kept.
+type feed struct {
+	pages  chan feedItem
+	events chan feedItem
+	isLive bool // consumer side: the marker has been received
+}
+
+type feedItem struct {
+	events []Event
+	atHead bool // the marker: catch-up is done
+	err    error
+}
+
+const feedPagesAhead = 2
+
+func (r *Runner) startFeed(ctx context.Context, from eventstore.Position, follow bool) *feed {
+	f := &feed{
+		pages:  make(chan feedItem, feedPagesAhead),
+		events: make(chan feedItem, eventstore.SubscriptionBuffer),
+	}
+	go r.runFeed(ctx, f, from, follow)
+	return f
+}
+
+// next is the channel the consumer reads now.
+func (f *feed) next() <-chan feedItem {
+	if f.isLive {
+		return f.events
+	}
+	return f.pages
+}
+
+func (r *Runner) runFeed(ctx context.Context, f *feed, from eventstore.Position, follow bool) {
+	send := func(ch chan feedItem, it feedItem) bool {
+		select {
+		case ch <- it:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	pos := from
+	for {
+		page, err := r.store.ReadAll(ctx, pos, r.opts.PageEvents)
+		if err != nil {
+			send(f.pages, feedItem{err: err})
+			return
+		}
+		// An empty page, and only an empty page, means the head: the store
+		// may return short pages (it bounds the bytes of one page).
+		if len(page) == 0 {
+			break
+		}
+		evs := make([]Event, len(page))
+		for i := range page {
+			evs[i].RecordedEvent = page[i]
+			evs[i].decode(r.opts.Decoder)
+		}
+		if !send(f.pages, feedItem{events: evs}) {
+			return
+		}
+		pos = page[len(page)-1].Position
+	}
+	if !send(f.pages, feedItem{atHead: true}) || !follow {
+		return
+	}
+	sub, err := r.store.Subscribe(ctx, pos, eventstore.Filter{})
+	if err != nil {
+		send(f.events, feedItem{err: err})
+		return
+	}
+	defer sub.Close()
+	for {
+		rec, err := sub.Next(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				send(f.events, feedItem{err: err})
+			}
+			return
+		}
+		evs := []Event{{RecordedEvent: rec}}
+		evs[0].decode(r.opts.Decoder)
+		if !send(f.events, feedItem{events: evs}) {
+			return
+		}
+	}
+}

@@ -1,0 +1,94 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ansinh/ansinh/eventstore"
+)
+
+// Until says where a replay stops. The zero value replays the whole log as
+// it is when the replay reaches its end.
+type Until struct {
+	// Position: apply events up to and including this position.
+	Position eventstore.Position
+	// Time: apply the events the store recorded at or before this instant.
+	// The log's order is the ledger's order of knowledge, so the replay
+	// stops at the first event recorded after Time.
+	Time time.Time
+}
+
+// UntilPosition stops a replay after pos.
+func UntilPosition(pos eventstore.Position) Until { return Until{Position: pos} }
+
+// UntilTime stops a replay at the first event recorded after t.
+func UntilTime(t time.Time) Until { return Until{Time: t} }
+
+func (u Until) past(ev *Event) bool {
+	if !u.Position.IsStart() && ev.Position.Compare(u.Position) > 0 {
+		return true
+	}
+	return !u.Time.IsZero() && ev.RecordedAt.After(u.Time)
+}
+
+// Replay applies the log from its beginning to fresh generations of projs
+// in db, which must hold none of them yet (normally a new in-memory DB), up
+// to until. It is how as-of queries and verify compute a projection without
+// touching the live one. The returned runner is not running: use its View.
+func Replay(ctx context.Context, store eventstore.Store, db *DB, projs []Projection, opts Options, until Until) (*Runner, error) {
+	r, err := NewRunner(db, store, projs, opts)
+	if err != nil {
+		return nil, err
+	}
+	ms := r.liveMembers()
+	for _, m := range ms {
+		if !m.applied.Position.IsStart() {
+			return nil, fmt.Errorf("projections: replay into a database that already holds %s", m.name)
+		}
+	}
+	if err := r.replay(ctx, ms, until); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Runner) replay(ctx context.Context, ms []*member, until Until) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	f := r.startFeed(ctx, eventstore.Start, false)
+	n := 0
+	for {
+		var it feedItem
+		select {
+		case it = <-f.pages:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if it.err != nil {
+			return it.err
+		}
+		events, done := it.events, it.atHead
+		for i := range events {
+			if until.past(&events[i]) {
+				events, done = events[:i], true
+				break
+			}
+		}
+		n += r.applyAll(ms, events)
+		for _, m := range ms {
+			if m.failure != nil {
+				return m.failure
+			}
+		}
+		if done || n >= r.opts.BatchEvents || txKeys(ms) >= r.opts.BatchKeys {
+			if err := r.commit(ms); err != nil {
+				return err
+			}
+			n = 0
+		}
+		if done {
+			return nil
+		}
+	}
+}

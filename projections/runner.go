@@ -1,0 +1,553 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ansinh/ansinh/eventstore"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Options configure a Runner. Zero values mean the documented defaults.
+type Options struct {
+	// Decoder decodes event data once for all projections. Nil: projections
+	// get no decoded data.
+	Decoder Decoder
+	// CountablePositions says the store's positions number the events one
+	// by one (the embedded store), so that lag can be told in events. With
+	// EventStoreDB, positions are byte offsets and lag is only "behind" and
+	// the head position.
+	CountablePositions bool
+	// PageEvents is the ReadAll page size while catching up. Default 4096,
+	// at most eventstore.MaxReadLimit.
+	PageEvents int
+	// BatchEvents bounds the events applied between two commits. Default
+	// 50,000. Larger batches rebuild faster (fewer commits, values decoded
+	// and encoded once per batch); smaller ones lose less work in a crash.
+	BatchEvents int
+	// BatchKeys bounds the keys all projections together hold in memory
+	// between two commits. Default 200,000.
+	BatchKeys int
+	// RetryDelay is the pause before reading again after the store failed.
+	// Default 1s.
+	RetryDelay time.Duration
+	// MaxWait bounds WaitFor whatever the caller's context says. Default 10s.
+	MaxWait time.Duration
+	// Logger; nil logs nothing.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.PageEvents == 0 {
+		o.PageEvents = 4096
+	}
+	if o.BatchEvents == 0 {
+		o.BatchEvents = 50_000
+	}
+	if o.BatchKeys == 0 {
+		o.BatchKeys = 200_000
+	}
+	if o.RetryDelay == 0 {
+		o.RetryDelay = time.Second
+	}
+	if o.MaxWait == 0 {
+		o.MaxWait = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case o.PageEvents < 1 || o.PageEvents > eventstore.MaxReadLimit:
+		return o, fmt.Errorf("projections: PageEvents %d, want 1 to %d", o.PageEvents, eventstore.MaxReadLimit)
+	case o.BatchEvents < 1 || o.BatchEvents > 10_000_000:
+		return o, fmt.Errorf("projections: BatchEvents %d, want 1 to 10,000,000", o.BatchEvents)
+	case o.BatchKeys < 1 || o.BatchKeys > 100_000_000:
+		return o, fmt.Errorf("projections: BatchKeys %d, want 1 to 100,000,000", o.BatchKeys)
+	case o.RetryDelay < 0 || o.MaxWait < 0:
+		return o, errors.New("projections: RetryDelay and MaxWait must not be negative")
+	}
+	return o, nil
+}
+
+// Runner keeps a set of projections up to date with the log: it catches
+// each one up from its checkpoint and then follows live writes. All
+// projections share one read of the log and one Pebble batch per commit, so
+// a View sees them all at the same position.
+//
+// Checkpoint and state of each projection are written in the same batch;
+// after a crash a projection resumes from its last committed checkpoint with
+// exactly the state that checkpoint describes, so no event is applied twice
+// or skipped.
+type Runner struct {
+	db    *DB
+	store eventstore.Store
+	opts  Options
+	log   *slog.Logger
+
+	slots  []*slot
+	byName map[string]*slot
+
+	running atomic.Bool
+	adopt   chan *member // a rebuilt generation handed to the Run loop
+
+	// mu guards the published state: each slot's active and building
+	// member, every member's committed checkpoint and failure, and changed.
+	// It is held for a Pebble commit only when the commit switches
+	// generations, so that a View never pairs a prefix with a snapshot from
+	// the other side of a switch.
+	mu      sync.Mutex
+	changed chan struct{} // closed (and replaced) whenever a checkpoint moves or a projection fails
+	atHead  bool          // the Run loop has caught up once and follows live
+}
+
+type slot struct {
+	proj Projection
+	name string
+	meta meta // as stored
+
+	active   *member
+	building *member // a rebuild in progress, nil otherwise
+}
+
+// member is one generation of one projection being applied.
+type member struct {
+	proj    Projection
+	name    string
+	gen     generation
+	prefix  []byte
+	ckptKey []byte
+	tx      *Tx
+
+	// applied is owned by the goroutine that applies to the member.
+	applied checkpoint
+	// committed and failure are written by that goroutine under Runner.mu.
+	committed checkpoint
+	failure   *Failure
+
+	adopted  bool       // applied by the Run loop (always true for an active member)
+	switched chan error // a rebuild's outcome; nil for an active member
+}
+
+// NewRunner opens every projection's stored state in db. A projection whose
+// stored version differs from its Version starts a new generation from
+// zero; a rebuild that was interrupted by a restart is dropped.
+func NewRunner(db *DB, store eventstore.Store, projs []Projection, opts Options) (*Runner, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	r := &Runner{
+		db:      db,
+		store:   store,
+		opts:    opts,
+		log:     opts.Logger,
+		byName:  make(map[string]*slot, len(projs)),
+		adopt:   make(chan *member),
+		changed: make(chan struct{}),
+	}
+	for _, p := range projs {
+		name := p.Name()
+		if err := validateName(name); err != nil {
+			return nil, err
+		}
+		if p.Version() < 1 {
+			return nil, fmt.Errorf("projections: %s has version %d, want at least 1", name, p.Version())
+		}
+		if _, dup := r.byName[name]; dup {
+			return nil, fmt.Errorf("projections: two projections named %s", name)
+		}
+		s, err := r.openSlot(p)
+		if err != nil {
+			return nil, err
+		}
+		r.slots = append(r.slots, s)
+		r.byName[name] = s
+	}
+	return r, nil
+}
+
+func (r *Runner) openSlot(p Projection) (*slot, error) {
+	name := p.Name()
+	m, found, err := r.db.readMeta(name)
+	if err != nil {
+		return nil, err
+	}
+	b := r.db.pdb.NewBatch()
+	defer b.Close()
+	changed := false
+	if !found {
+		m = meta{Active: generation{Gen: 1, Version: p.Version()}}
+		changed = true
+	}
+	if m.Building != nil {
+		r.log.Warn("dropping a rebuild interrupted by a restart", "projection", name, "generation", m.Building.Gen)
+		if err := dropGeneration(b, name, m.Building.Gen); err != nil {
+			return nil, err
+		}
+		m.Building = nil
+		changed = true
+	}
+	if m.Active.Version != p.Version() {
+		next := generation{Gen: m.Active.Gen + 1, Version: p.Version()}
+		r.log.Warn("stored state has another version; starting again from the beginning of the log",
+			"projection", name, "stored_version", m.Active.Version, "version", p.Version())
+		if err := dropGeneration(b, name, m.Active.Gen); err != nil {
+			return nil, err
+		}
+		m.Active = next
+		changed = true
+	}
+	if changed {
+		if err := setMeta(b, name, m); err != nil {
+			return nil, err
+		}
+		if err := b.Commit(pebble.Sync); err != nil {
+			return nil, fmt.Errorf("projections: open %s: %w", name, err)
+		}
+	}
+	ck, err := r.db.readCheckpoint(name, m.Active.Gen)
+	if err != nil {
+		return nil, err
+	}
+	s := &slot{proj: p, name: name, meta: m}
+	s.active = r.newMember(p, m.Active, ck)
+	s.active.adopted = true
+	return s, nil
+}
+
+func (r *Runner) newMember(p Projection, g generation, ck checkpoint) *member {
+	prefix := statePrefix(p.Name(), g.Gen)
+	return &member{
+		proj:      p,
+		name:      p.Name(),
+		gen:       g,
+		prefix:    prefix,
+		ckptKey:   checkpointKey(p.Name(), g.Gen),
+		tx:        newTx(r.db.pdb, prefix),
+		applied:   ck,
+		committed: ck,
+	}
+}
+
+// errRestart ends one pass of the Run loop so that the next one reads the
+// log from the new lowest checkpoint.
+var errRestart = errors.New("restart")
+
+// Run applies the log to the projections until ctx is done: it catches up
+// from the lowest checkpoint, then follows live writes. A failed read of the
+// store is retried after RetryDelay; a projection that fails on an event is
+// stopped (see Status) while the others go on. Run returns ctx's error, or
+// eventstore.ErrClosed when the store is closed.
+func (r *Runner) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("projections: Run is already running")
+	}
+	defer r.running.Store(false)
+	for {
+		err := r.runPass(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, errRestart):
+			continue
+		case errors.Is(err, eventstore.ErrClosed):
+			return err
+		}
+		r.log.Error("projections: reading the log failed; retrying", "error", err, "retry_in", r.opts.RetryDelay)
+		select {
+		case <-time.After(r.opts.RetryDelay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// liveMembers are the members the Run loop applies to: every adopted member
+// that has not failed.
+func (r *Runner) liveMembers() []*member {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ms []*member
+	for _, s := range r.slots {
+		for _, m := range []*member{s.active, s.building} {
+			if m != nil && m.adopted && m.failure == nil {
+				ms = append(ms, m)
+			}
+		}
+	}
+	return ms
+}
+
+func (r *Runner) runPass(ctx context.Context) error {
+	// A rebuilt generation handed over at the head has nothing left to
+	// apply, so no commit would come to switch it: check now as well.
+	if err := r.switchCaughtUp(); err != nil {
+		return err
+	}
+	members := r.liveMembers()
+	if len(members) == 0 {
+		// Everything failed (or there is nothing): wait for a rebuild.
+		select {
+		case m := <-r.adopt:
+			r.adoptMember(m)
+			return errRestart
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	from := members[0].applied.Position
+	for _, m := range members[1:] {
+		if m.applied.Position.Compare(from) < 0 {
+			from = m.applied.Position
+		}
+	}
+	feedCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	f := r.startFeed(feedCtx, from, true)
+	for {
+		var it feedItem
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case m := <-r.adopt:
+			r.adoptMember(m)
+			return errRestart
+		case it = <-f.next():
+		}
+		if it.err != nil {
+			return it.err
+		}
+		if it.atHead {
+			f.isLive = true
+			r.markAtHead()
+			continue
+		}
+		n := r.applyAll(members, it.events)
+		keys := txKeys(members)
+		// Take whatever else is ready, up to the batch bounds, so that one
+		// commit covers as many events as possible.
+		var feedErr error
+	drain:
+		for n < r.opts.BatchEvents && keys < r.opts.BatchKeys {
+			select {
+			case it2 := <-f.next():
+				if it2.err != nil {
+					feedErr = it2.err
+					break drain
+				}
+				if it2.atHead {
+					f.isLive = true
+					r.markAtHead()
+					continue
+				}
+				n += r.applyAll(members, it2.events)
+				keys = txKeys(members)
+			default:
+				break drain
+			}
+		}
+		if err := r.commit(members); err != nil {
+			r.rollback(members)
+			return err
+		}
+		if err := r.switchCaughtUp(); err != nil {
+			return err
+		}
+		if feedErr != nil {
+			return feedErr
+		}
+		if members = r.liveMembers(); len(members) == 0 {
+			return errRestart
+		}
+	}
+}
+
+func (r *Runner) markAtHead() {
+	r.mu.Lock()
+	r.atHead = true
+	r.mu.Unlock()
+}
+
+func txKeys(ms []*member) int {
+	n := 0
+	for _, m := range ms {
+		n += m.tx.Len()
+	}
+	return n
+}
+
+// applyAll applies events to every member that has not seen them yet, and
+// returns how many events it looked at.
+func (r *Runner) applyAll(ms []*member, events []Event) int {
+	for i := range events {
+		ev := &events[i]
+		for _, m := range ms {
+			if m.failure != nil || ev.Position.Compare(m.applied.Position) <= 0 {
+				continue
+			}
+			r.applyOne(m, ev)
+		}
+	}
+	return len(events)
+}
+
+func (r *Runner) applyOne(m *member, ev *Event) {
+	if err := safeApply(m.proj, m.tx, ev); err != nil {
+		r.fail(m, newFailure(m.name, ev, err))
+		return
+	}
+	m.applied.Position = ev.Position
+	m.applied.Applied++
+}
+
+// safeApply turns a panic in Apply into an error, so that one faulty
+// projection stops itself and not the service.
+func safeApply(p Projection, tx *Tx, ev *Event) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
+		}
+	}()
+	return p.Apply(tx, ev)
+}
+
+// fail stops a member: its uncommitted work is thrown away and its
+// checkpoint stays where it was committed, before the failing event.
+func (r *Runner) fail(m *member, f *Failure) {
+	m.tx.reset()
+	m.applied = m.committed
+	r.log.Error("projection stopped on an event", "projection", m.name, "generation", m.gen.Gen,
+		"position", f.Position.String(), "stream", f.StreamID, "revision", f.Revision,
+		"type", f.EventType, "event_id", f.EventID.String(), "error", f.Err)
+	r.mu.Lock()
+	m.failure = f
+	r.notifyLocked()
+	r.mu.Unlock()
+}
+
+func (r *Runner) notifyLocked() {
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// commit writes every member's changes and new checkpoint in one batch.
+func (r *Runner) commit(ms []*member) error {
+	b := r.db.pdb.NewBatch()
+	defer b.Close()
+	var moved []*member
+	var buf []byte
+	for _, m := range ms {
+		if m.failure != nil || m.applied == m.committed {
+			continue
+		}
+		var err error
+		if buf, err = m.tx.writeTo(b, buf); err != nil {
+			return fmt.Errorf("projections: commit %s: %w", m.name, err)
+		}
+		if err := b.Set(m.ckptKey, m.applied.encode(), nil); err != nil {
+			return fmt.Errorf("projections: commit %s: %w", m.name, err)
+		}
+		moved = append(moved, m)
+	}
+	if len(moved) == 0 {
+		return nil
+	}
+	// NoSync: a projection is derived data. If the machine loses power the
+	// WAL's tail may be lost, but Pebble recovers a prefix of whole batches,
+	// so each projection comes back at an older checkpoint with the state
+	// of that checkpoint and simply reapplies from there.
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("projections: commit: %w", err)
+	}
+	for _, m := range moved {
+		m.tx.reset()
+	}
+	r.mu.Lock()
+	for _, m := range moved {
+		m.committed = m.applied
+	}
+	r.notifyLocked()
+	r.mu.Unlock()
+	return nil
+}
+
+// rollback forgets uncommitted work after a failed commit; the next pass
+// reads the log again from the committed checkpoints.
+func (r *Runner) rollback(ms []*member) {
+	for _, m := range ms {
+		m.tx.reset()
+		m.applied = m.committed
+	}
+}
+
+// Projection returns the named projection, or nil.
+func (r *Runner) Projection(name string) Projection {
+	if s, ok := r.byName[name]; ok {
+		return s.proj
+	}
+	return nil
+}
+
+// Names lists the projections in the order they were given.
+func (r *Runner) Names() []string {
+	names := make([]string, len(r.slots))
+	for i, s := range r.slots {
+		names[i] = s.name
+	}
+	return names
+}
+
+// View is a consistent, read-only picture of every projection's committed
+// state, taken at one instant. Close it when done.
+type View struct {
+	snap    *pebble.Snapshot
+	readers map[string]*Reader
+}
+
+// View takes a snapshot of all projections' committed state.
+func (r *Runner) View() *View {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v := &View{snap: r.db.pdb.NewSnapshot(), readers: make(map[string]*Reader, len(r.slots))}
+	for _, s := range r.slots {
+		v.readers[s.name] = &Reader{r: v.snap, prefix: s.active.prefix, ckptKey: s.active.ckptKey}
+	}
+	return v
+}
+
+// Reader returns the named projection's reader, or nil if there is no such
+// projection.
+func (v *View) Reader(name string) *Reader { return v.readers[name] }
+
+// Position is the position the named projection had reached when the view
+// was taken.
+func (v *View) Position(name string) (eventstore.Position, error) {
+	rd := v.readers[name]
+	if rd == nil {
+		return eventstore.Start, fmt.Errorf("projections: no projection named %s", name)
+	}
+	return rd.Position()
+}
+
+// Close releases the snapshot.
+func (v *View) Close() error { return v.snap.Close() }
+
+// Position of the reader's projection as of its view.
+func (rd *Reader) Position() (eventstore.Position, error) {
+	v, closer, err := rd.r.Get(rd.ckptKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return eventstore.Start, nil
+	}
+	if err != nil {
+		return eventstore.Start, fmt.Errorf("projections: read checkpoint: %w", err)
+	}
+	defer closeQuietly(closer)
+	ck, err := decodeCheckpoint(v)
+	return ck.Position, err
+}

@@ -1,0 +1,272 @@
+package projections
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Value is a piece of projection state that a Tx keeps decoded while a batch
+// of events is applied and encodes once, when the batch is written. A
+// balance touched by 50 events of one batch is decoded once and encoded
+// once, not 50 times: that is most of what makes a rebuild fast.
+type Value interface {
+	AppendBinary(b []byte) ([]byte, error)
+}
+
+// decodable is a pointer to a Value type that can read itself back.
+type decodable[T any] interface {
+	*T
+	Value
+	UnmarshalBinary(b []byte) error
+}
+
+// Tx is a projection's window on its own state while the runner applies a
+// batch of events: reads see the committed state plus everything the batch
+// has written so far; writes stay in memory until the runner commits them,
+// together with the new checkpoint, in one Pebble batch. Keys are relative
+// to the projection's generation; a Tx cannot touch another projection.
+//
+// Apply must read and write state only through its Tx: what it keeps in Go
+// variables across events is lost at the next restart, and what it writes
+// elsewhere is not covered by the checkpoint.
+type Tx struct {
+	db      pebble.Reader
+	prefix  []byte
+	entries map[string]*entry
+	keyBuf  []byte
+	dirty   int
+}
+
+type entry struct {
+	raw    []byte // encoded value; nil when obj holds the value or it does not exist
+	obj    Value  // decoded value, encoded at commit
+	exists bool
+	dirty  bool
+}
+
+func newTx(db pebble.Reader, prefix []byte) *Tx {
+	return &Tx{db: db, prefix: prefix, entries: make(map[string]*entry)}
+}
+
+// Get returns the value of key, or found=false. The bytes must not be
+// modified or kept beyond the next call on tx.
+func (tx *Tx) Get(key []byte) (value []byte, found bool, err error) {
+	e, err := tx.lookup(key)
+	if err != nil || !e.exists {
+		return nil, false, err
+	}
+	if e.obj != nil {
+		b, err := e.obj.AppendBinary(nil)
+		if err != nil {
+			return nil, false, fmt.Errorf("projections: encode %q: %w", key, err)
+		}
+		return b, true, nil
+	}
+	return e.raw, true, nil
+}
+
+// Set stores value (copied) under key.
+func (tx *Tx) Set(key, value []byte) {
+	e := tx.entry(key)
+	e.raw = append(make([]byte, 0, len(value)), value...)
+	e.obj = nil
+	e.exists = true
+	tx.markDirty(e)
+}
+
+// Delete removes key.
+func (tx *Tx) Delete(key []byte) {
+	e := tx.entry(key)
+	e.raw, e.obj, e.exists = nil, nil, false
+	tx.markDirty(e)
+}
+
+// Put stores v under key. v is encoded when the batch commits, so later
+// changes to v made during the same batch are stored too; but a value
+// obtained with Load and changed without Put is not guaranteed to be stored
+// (it is, or not, depending on where the batch ends). Always Put what you
+// change.
+func (tx *Tx) Put(key []byte, v Value) {
+	e := tx.entry(key)
+	e.raw, e.obj, e.exists = nil, v, true
+	tx.markDirty(e)
+}
+
+// Load returns the value stored under key, decoded into a *T, or nil and
+// false. Within one batch every Load of a key returns the same pointer.
+func Load[T any, P decodable[T]](tx *Tx, key []byte) (P, bool, error) {
+	e, err := tx.lookup(key)
+	if err != nil || !e.exists {
+		return nil, false, err
+	}
+	if e.obj != nil {
+		p, ok := e.obj.(P)
+		if !ok {
+			return nil, false, fmt.Errorf("projections: key %q holds a %T, not a %T", key, e.obj, p)
+		}
+		return p, true, nil
+	}
+	p := P(new(T))
+	if err := p.UnmarshalBinary(e.raw); err != nil {
+		return nil, false, fmt.Errorf("projections: decode %q: %w", key, err)
+	}
+	e.obj, e.raw = p, nil
+	return p, true, nil
+}
+
+// Len is the number of keys the Tx holds in memory; the runner commits
+// before it grows past its bound.
+func (tx *Tx) Len() int { return len(tx.entries) }
+
+func (tx *Tx) markDirty(e *entry) {
+	if !e.dirty {
+		e.dirty = true
+		tx.dirty++
+	}
+}
+
+// entry returns the in-memory entry for key, creating an empty one without
+// reading the database (the caller overwrites it).
+func (tx *Tx) entry(key []byte) *entry {
+	if e, ok := tx.entries[string(key)]; ok {
+		return e
+	}
+	e := &entry{}
+	tx.entries[string(key)] = e
+	return e
+}
+
+// lookup returns the entry for key, reading the committed value on a miss.
+func (tx *Tx) lookup(key []byte) (*entry, error) {
+	if e, ok := tx.entries[string(key)]; ok {
+		return e, nil
+	}
+	tx.keyBuf = append(append(tx.keyBuf[:0], tx.prefix...), key...)
+	v, closer, err := tx.db.Get(tx.keyBuf)
+	e := &entry{}
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("projections: read %q: %w", key, err)
+	default:
+		e.raw = append(make([]byte, 0, len(v)), v...)
+		e.exists = true
+		closeQuietly(closer)
+	}
+	tx.entries[string(key)] = e
+	return e, nil
+}
+
+// writeTo adds every change to b. buf is scratch space for encoding; the
+// (possibly grown) buffer is returned for reuse.
+func (tx *Tx) writeTo(b *pebble.Batch, buf []byte) ([]byte, error) {
+	for k, e := range tx.entries {
+		if !e.dirty {
+			continue
+		}
+		key := append(append(tx.keyBuf[:0], tx.prefix...), k...)
+		if !e.exists {
+			if err := b.Delete(key, nil); err != nil {
+				return buf, err
+			}
+			continue
+		}
+		v := e.raw
+		if e.obj != nil {
+			var err error
+			if buf, err = e.obj.AppendBinary(buf[:0]); err != nil {
+				return buf, fmt.Errorf("projections: encode %q: %w", k, err)
+			}
+			v = buf
+		}
+		// Batch.Set copies key and value, so the buffers can be reused.
+		if err := b.Set(key, v, nil); err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// reset forgets everything in memory: after a commit (the state is on disk)
+// or after a failure (the batch is thrown away).
+func (tx *Tx) reset() {
+	clear(tx.entries)
+	tx.dirty = 0
+}
+
+// Reader reads one projection's committed state, as of the moment its View
+// was taken. Keys are relative to the projection's generation.
+type Reader struct {
+	r       pebble.Reader
+	prefix  []byte
+	ckptKey []byte
+}
+
+// Get returns a copy of the value under key, or found=false.
+func (r *Reader) Get(key []byte) (value []byte, found bool, err error) {
+	v, closer, err := r.r.Get(append(append([]byte(nil), r.prefix...), key...))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("projections: read %q: %w", key, err)
+	}
+	defer closeQuietly(closer)
+	return append([]byte(nil), v...), true, nil
+}
+
+// Read returns the value under key decoded into a *T, or nil and false.
+func Read[T any, P decodable[T]](r *Reader, key []byte) (P, bool, error) {
+	v, found, err := r.Get(key)
+	if err != nil || !found {
+		return nil, false, err
+	}
+	p := P(new(T))
+	if err := p.UnmarshalBinary(v); err != nil {
+		return nil, false, fmt.Errorf("projections: decode %q: %w", key, err)
+	}
+	return p, true, nil
+}
+
+// Scan calls fn for each key in [lower, upper) in key order (upper nil: to
+// the end of the projection's keyspace) until fn returns more=false or an
+// error. key and value are only valid during the call.
+func (r *Reader) Scan(lower, upper []byte, fn func(key, value []byte) (more bool, err error)) error {
+	lo := append(append([]byte(nil), r.prefix...), lower...)
+	var hi []byte
+	if upper != nil {
+		hi = append(append([]byte(nil), r.prefix...), upper...)
+	} else {
+		hi = prefixEnd(r.prefix)
+	}
+	it, err := r.r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("projections: scan: %w", err)
+	}
+	n := len(r.prefix)
+	for valid := it.First(); valid; valid = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("projections: scan: %w", err)
+		}
+		more, err := fn(it.Key()[n:], v)
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+		if !more {
+			break
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("projections: scan: %w", err)
+	}
+	return nil
+}
+
+// PrefixEnd is the smallest key greater than every key that starts with p:
+// Scan(p, PrefixEnd(p), ...) visits exactly the keys starting with p.
+func PrefixEnd(p []byte) []byte { return prefixEnd(p) }
