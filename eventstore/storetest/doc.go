@@ -37,5 +37,7 @@
 //
 // The suite never uses sleeps to synchronise or timing to judge; a wait for
 // an event is bounded (10 s) only so that a hang fails with a message saying
-// what was awaited.
+// what was awaited. Where it tests waking a blocked Next (live delivery,
+// cancellation, Close) it lets Next run 20 ms before acting, so that Next is
+// most likely blocked; a correct store passes whatever the scheduling.
 package storetest
