@@ -20,6 +20,10 @@
 //     increasing across all streams. ReadAll and Subscribe start *after* a
 //     position (Start means "from the very beginning"), so a projection's
 //     checkpoint is simply the position of the last event it applied.
+//   - Data and metadata come back byte for byte as they were appended.
+//   - Under Any and StreamExists, a retry is recognised where its first event
+//     ID already stands in the stream (as EventStoreDB does); a retry that
+//     matches only part of what is there returns ErrIdempotencyConflict.
 //   - Subscribe catches up from a position and then follows live writes, in
 //     order, with no gap and no duplicate. Subscriptions are pull-based
 //     (Next), so a slow subscriber holds a bounded buffer and never stalls
@@ -83,12 +87,14 @@ type Store interface {
 	Subscribe(ctx context.Context, after Position, filter Filter) (Subscription, error)
 
 	// Close releases the store. Appends and reads after Close return ErrClosed;
-	// open subscriptions end with ErrClosed.
+	// open subscriptions end with ErrClosed. Calling Close again is harmless.
 	Close() error
 }
 
-// Subscription delivers events in global order. It is not safe for concurrent
-// use by several goroutines; each consumer opens its own.
+// Subscription delivers events in global order. Next is not safe for
+// concurrent use by several goroutines (each consumer opens its own
+// subscription), but Close may be called from any goroutine, and makes a
+// blocked Next return.
 type Subscription interface {
 	// Next blocks until the next matching event is available, ctx is done,
 	// or the subscription ends (Close, store closed, or a failure).
