@@ -90,43 +90,75 @@ func (l *Ledger) CalculateRun(ctx context.Context, req Request, runID string, ro
 		return RunSummary{}, err
 	}
 	c := &calculation{l: l, meta: meta, run: ld.State, cat: cat, today: l.Today(), cancelled: map[string]bool{}}
-	for conflicts := 0; ; {
-		ids, err := roster.CitizenIDs(ctx, ld.State.Scope.Districts, ld.State.Cursor, opt.PageSize)
-		if err != nil {
-			return RunSummary{}, fmt.Errorf("ledger: roster after %q: %w", ld.State.Cursor, err)
+	stream := disbursement.RunStream(runID)
+	conflicts := 0
+	// onConflict reloads the run after another writer moved it (a replica
+	// recorded a page, or the run was cancelled). done is set when there is
+	// nothing left for this call to do.
+	onConflict := func() (done bool, err error) {
+		if conflicts++; conflicts > fanoutAttempts {
+			return true, fmt.Errorf("ledger: calculate run %s: %w", runID, ErrTooManyConflicts)
 		}
-		if err := checkRosterPage(ids, ld.State.Cursor, opt.PageSize); err != nil {
-			return RunSummary{}, err
+		if ld, err = l.LoadRun(ctx, runID); err != nil {
+			return true, err
 		}
-		if len(ids) == 0 {
-			break
+		switch ld.State.Status {
+		case disbursement.RunOpened:
+			c.run = ld.State
+			return false, nil
+		case disbursement.RunCancelled:
+			return true, ld.State.CanCalculate(req.Actor)
 		}
-		events, err := c.page(ctx, ld.State.Pages+1, ids, opt.Workers)
-		if err != nil {
-			return RunSummary{}, err
-		}
-		res, err := l.appendDerived(ctx, disbursement.RunStream(runID), eventstore.Exact(uint64(ld.Revision)), meta, fmt.Sprintf("page:%d", ld.State.Pages+1), events)
-		if errors.Is(err, eventstore.ErrWrongExpectedRevision) || errors.Is(err, eventstore.ErrIdempotencyConflict) {
-			// Another replica recorded a page, or the run was cancelled:
-			// reload and go on from what the run now says.
-			if conflicts++; conflicts > fanoutAttempts {
-				return RunSummary{}, fmt.Errorf("ledger: calculate run %s: %w", runID, ErrTooManyConflicts)
+		return true, nil // another replica finished it
+	}
+	for {
+		page := ld.State.Pages + 1
+		// A page started and not recorded (a crash) is redone with the same
+		// beneficiaries; otherwise the roster gives the next ones, and they
+		// are recorded before anything is claimed.
+		redo := ld.State.Pending != nil
+		var ids []string
+		if redo {
+			ids = ld.State.Pending.CitizenIDs
+		} else {
+			ids, err = roster.CitizenIDs(ctx, ld.State.Scope.Districts, ld.State.Cursor, opt.PageSize)
+			if err != nil {
+				return RunSummary{}, fmt.Errorf("ledger: roster after %q: %w", ld.State.Cursor, err)
 			}
-			if ld, err = l.LoadRun(ctx, runID); err != nil {
+			if err := checkRosterPage(ids, ld.State.Cursor, opt.PageSize); err != nil {
 				return RunSummary{}, err
 			}
-			switch ld.State.Status {
-			case disbursement.RunOpened:
-			case disbursement.RunCancelled:
-				return RunSummary{}, ld.State.CanCalculate(req.Actor)
-			default:
-				return summarize(ld), nil // another replica finished it
+			if len(ids) == 0 {
+				break
 			}
+			start := disbursement.PayoutRunPageStarted{RunID: runID, Page: page, After: ld.State.Cursor, CitizenIDs: ids}
+			res, err := l.appendDerived(ctx, stream, eventstore.Exact(uint64(ld.Revision)), meta, fmt.Sprintf("start:%d", page), []domain.Event{start})
+			if errors.Is(err, eventstore.ErrWrongExpectedRevision) || errors.Is(err, eventstore.ErrIdempotencyConflict) {
+				if done, err := onConflict(); done {
+					return summarize(ld), err
+				}
+				continue
+			}
+			if err != nil {
+				return RunSummary{}, fmt.Errorf("ledger: start page %d of run %s: %w", page, runID, err)
+			}
+			ld.State = ld.State.Evolve(start)
+			ld.Revision, ld.Position = int64(res.NextRevision), res.Position
 			c.run = ld.State
+		}
+		events, err := c.page(ctx, page, ids, opt.Workers, redo)
+		if err != nil {
+			return RunSummary{}, err
+		}
+		res, err := l.appendDerived(ctx, stream, eventstore.Exact(uint64(ld.Revision)), meta, fmt.Sprintf("page:%d", page), events)
+		if errors.Is(err, eventstore.ErrWrongExpectedRevision) || errors.Is(err, eventstore.ErrIdempotencyConflict) {
+			if done, err := onConflict(); done {
+				return summarize(ld), err
+			}
 			continue
 		}
 		if err != nil {
-			return RunSummary{}, fmt.Errorf("ledger: record page %d of run %s: %w", ld.State.Pages+1, runID, err)
+			return RunSummary{}, fmt.Errorf("ledger: record page %d of run %s: %w", page, runID, err)
 		}
 		// Fold the page into the state we hold rather than reloading the
 		// run: a reload per page would make the calculation quadratic.
@@ -193,10 +225,13 @@ type benResult struct {
 
 // page calculates the beneficiaries of one page, claiming their
 // obligations, and returns the events that record the page.
-func (c *calculation) page(ctx context.Context, page int, ids []string, workers int) ([]domain.Event, error) {
+func (c *calculation) page(ctx context.Context, page int, ids []string, workers int, redo bool) ([]domain.Event, error) {
 	results := make([]benResult, len(ids))
 	err := forEach(ctx, len(ids), workers, func(ctx context.Context, i int) error {
 		r, err := c.beneficiary(ctx, ids[i])
+		if err == nil && redo {
+			r.lines, err = c.leftovers(ctx, ids[i], r.lines)
+		}
 		if err != nil {
 			return fmt.Errorf("ledger: calculate %s in run %s: %w", ids[i], c.run.ID, err)
 		}
@@ -337,6 +372,45 @@ func (c *calculation) tryBeneficiary(ctx context.Context, citizenID string) (ben
 		}
 	}
 	return res, false, nil
+}
+
+// leftovers adds to lines the claims this run holds for a beneficiary that
+// the plan did not include: when a page is redone after a crash, what the
+// beneficiary is owed may have changed (an entitlement ended, the person
+// moved district), but what the run claimed before the crash is the run's
+// and must be in its record, to be released or cancelled with it.
+func (c *calculation) leftovers(ctx context.Context, citizenID string, lines []disbursement.PlannedLine) ([]disbursement.PlannedLine, error) {
+	have := map[string]bool{}
+	for _, l := range lines {
+		have[l.Line.Obligation.Stream()] = true
+	}
+	var keys []disbursement.ObligationKey
+	for _, prog := range c.run.Scope.Programs {
+		for _, p := range c.run.Scope.AllPeriods() {
+			keys = append(keys, disbursement.ObligationKey{CitizenID: citizenID, Program: prog, Period: p})
+		}
+	}
+	adj, err := Load[disbursement.Adjustments](ctx, c.l, disbursement.AdjustmentsStream(citizenID))
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range adj.State.TopUps {
+		keys = append(keys, t.Obligation)
+	}
+	for _, k := range keys {
+		if have[k.Stream()] {
+			continue
+		}
+		ob, err := c.l.loadObligation(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		if last, ok := ob.State.Last(); ok && last.RunID == c.run.ID && !last.Status.Reopens() {
+			lines = append(lines, disbursement.PlannedLine{PaymentID: last.PaymentID, Payee: last.Payee,
+				Line: disbursement.RunLine{Obligation: k, Attempt: last.Attempt, Gross: last.Gross, Net: last.Net}})
+		}
+	}
+	return lines, nil
 }
 
 // cancelledRuns looks up, once per calculation, whether the other runs that

@@ -12,6 +12,7 @@ import (
 	"github.com/ansinh/ansinh/domain/disbursement"
 	"github.com/ansinh/ansinh/domain/entitlement"
 	"github.com/ansinh/ansinh/domain/registry"
+	"github.com/ansinh/ansinh/eventstore"
 )
 
 // crowd registers n beneficiaries at coefficient 1.5 (540,000 a month),
@@ -299,4 +300,37 @@ func TestRunBudgetAndProblems(t *testing.T) {
 	// 3 x 540,000 = 1,620,000 is over the 1,000,000 budget.
 	_, err = f.l.ApproveRun(f.ctx, minh, "B1")
 	payoutRule(t, err, domain.Invalid, "over_budget")
+}
+
+// TestRedonePageKeepsItsClaims: a page started, one beneficiary's claims
+// landed, the service crashed; before the resume the beneficiary moved to
+// another district. The redone page still records the claims, so the run
+// releases or cancels them with the rest.
+func TestRedonePageKeepsItsClaims(t *testing.T) {
+	f := newPayoutFixture(t)
+	ids, owed := f.crowd(4)
+	f.open("R", []domain.Period{jan24, feb24}, janFebGift...)
+	ld, err := f.l.LoadRun(f.ctx, "R")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := disbursement.PayoutRunPageStarted{RunID: "R", Page: 1, CitizenIDs: ids[:2]}
+	if _, err := f.l.appendDerived(f.ctx, disbursement.RunStream("R"), eventstore.Exact(uint64(ld.Revision)), mustMeta(t, f.l, thu), "start:1", []domain.Event{start}); err != nil {
+		t.Fatal(err)
+	}
+	c := &calculation{l: f.l, meta: mustMeta(t, f.l, thu), run: f.run("R"), cat: mustCatalogue(t, f.l), today: f.l.Today(), cancelled: map[string]bool{}}
+	if _, err := c.beneficiary(f.ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	f.ok(f.l.Beneficiary(f.ctx, reg, ids[0], registry.CorrectDetails{Reason: "moved to Ba Dinh before the crash was noticed",
+		Address: &registry.AddressInput{DistrictCode: "001", WardCode: "00001"}}))
+	// The roster no longer lists her; the pending page does.
+	s, err := f.l.CalculateRun(f.ctx, thu, "R", NewStaticRoster(ids[1:]...), CalculateOptions{PageSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Net.Equal(domain.VNDAmount(owed)) || s.Pages != 2 {
+		t.Fatalf("resumed: %+v", s)
+	}
+	f.checkPaidOnce(ids, "R")
 }

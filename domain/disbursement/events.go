@@ -13,6 +13,7 @@ func RegisterEvents(c *domain.Codec) {
 	domain.Register[PaymentReversed](c)
 
 	domain.Register[PayoutRunOpened](c)
+	domain.Register[PayoutRunPageStarted](c)
 	domain.Register[PayoutRunPaymentsCalculated](c)
 	domain.Register[PayoutRunCalculated](c)
 	domain.Register[PayoutRunApproved](c)

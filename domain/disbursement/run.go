@@ -218,6 +218,16 @@ type (
 		Note     string `json:"note,omitempty"`
 		OpenedBy string `json:"opened_by"`
 	}
+	// PayoutRunPageStarted records which beneficiaries a page calculates,
+	// before any of their obligations is claimed. A calculation resumed
+	// after a crash redoes exactly these beneficiaries, whatever the roster
+	// says by then, so no claim of this run is left out of its record.
+	PayoutRunPageStarted struct {
+		RunID      string   `json:"run_id"`
+		Page       int      `json:"page"`
+		After      string   `json:"after"` // the cursor before the page
+		CitizenIDs []string `json:"citizen_ids"`
+	}
 	// PayoutRunPaymentsCalculated records one page of the calculation (in
 	// parts when the page is too big for one event): the lines this run
 	// claimed, grouped by payment, and the cursor after the page.
@@ -277,6 +287,7 @@ type ReconciledPayment struct {
 }
 
 func (PayoutRunOpened) EventType() string             { return "PayoutRunOpened.v1" }
+func (PayoutRunPageStarted) EventType() string        { return "PayoutRunPageStarted.v1" }
 func (PayoutRunPaymentsCalculated) EventType() string { return "PayoutRunPaymentsCalculated.v1" }
 func (PayoutRunCalculated) EventType() string         { return "PayoutRunCalculated.v1" }
 func (PayoutRunApproved) EventType() string           { return "PayoutRunApproved.v1" }
@@ -287,18 +298,20 @@ func (PaymentsReconciled) EventType() string          { return "PaymentsReconcil
 
 // Run is the state of a run stream.
 type Run struct {
-	ID                            string
-	Status                        RunStatus // "" before it is opened
-	Scope                         Scope
-	Budget                        Budget
-	Note                          string
-	OpenedBy                      string
-	CalculatedBy                  string
-	ApprovedBy                    string
-	ReleasedBy                    string
-	CancelledBy                   string
-	Pages                         int
-	Cursor                        string // last citizen ID calculated; "" before the first page
+	ID           string
+	Status       RunStatus // "" before it is opened
+	Scope        Scope
+	Budget       Budget
+	Note         string
+	OpenedBy     string
+	CalculatedBy string
+	ApprovedBy   string
+	ReleasedBy   string
+	CancelledBy  string
+	Pages        int
+	Cursor       string // last citizen ID calculated; "" before the first page
+	// Pending is the page started and not yet recorded (a crash between).
+	Pending                       *PayoutRunPageStarted
 	Beneficiaries, Skipped, Lines int
 	Problems                      []Problem
 	Gross, Net                    domain.Money
@@ -317,7 +330,12 @@ func (r Run) Evolve(e domain.Event) Run {
 	case PayoutRunOpened:
 		r = Run{ID: e.RunID, Status: RunOpened, Scope: e.Scope, Budget: e.Budget, Note: e.Note, OpenedBy: e.OpenedBy,
 			Gross: domain.ZeroVND(), Net: domain.ZeroVND(), Payments: map[string]*RunPayment{}, Reconciled: map[string]ReconciledPayment{}}
+	case PayoutRunPageStarted:
+		r.Pending = &e
 	case PayoutRunPaymentsCalculated:
+		if r.Pending != nil && r.Pending.Page == e.Page {
+			r.Pending = nil
+		}
 		if e.Part == 0 {
 			r.Pages = e.Page
 			r.Beneficiaries += e.Beneficiaries
