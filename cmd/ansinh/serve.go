@@ -156,8 +156,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 
+	// The starter catalogue (programs and base levels of DOMAIN.md) is
+	// seeded on every start: what is already there is left alone.
+	led := ledger.New(store, ledger.DefaultConfig())
+	seeded, err := led.SeedCatalogue(ctx)
+	if err != nil {
+		return err
+	}
+	if seeded > 0 {
+		log.Info("seeded the starter catalogue", "events", seeded)
+	}
+
 	srv, err := api.New(api.Config{Version: versionString(), JWT: jwtCfg}, api.Deps{
-		Store: store, Users: dir, Ledger: ledger.New(store, ledger.DefaultConfig()), Metrics: metrics, Logger: log,
+		Store: store, Users: dir, Ledger: led, Metrics: metrics, Logger: log,
 	})
 	if err != nil {
 		return err
