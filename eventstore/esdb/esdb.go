@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -96,11 +97,7 @@ func (o Options) withDefaults() Options {
 type Store struct {
 	opts Options
 
-	// config is set when the Store built its own client (Open). The client
-	// library gives up for good when node discovery fails (for example while
-	// the whole cluster restarts); with the config the Store can build a
-	// fresh client and carry on.
-	config *esdbclient.Configuration
+	ownsClient bool // built by Open, so closed by Close
 
 	mu     sync.Mutex
 	client *esdbclient.Client
@@ -114,7 +111,7 @@ var _ eventstore.Store = (*Store)(nil)
 // "esdb://localhost:2113?tls=false" or
 // "esdb://node1:2113,node2:2113,node3:2113?tlsCAFile=/certs/ca/ca.crt".
 // The client connects lazily, so Open succeeds while the cluster is still
-// starting; the first operation waits for it (within its retry budget). The
+// starting; an operation waits for it as long as its context allows. The
 // Store owns the client and closes it on Close.
 func Open(ctx context.Context, connString string, opts Options) (*Store, error) {
 	if err := ctx.Err(); err != nil {
@@ -126,18 +123,25 @@ func Open(ctx context.Context, connString string, opts Options) (*Store, error) 
 		return nil, fmt.Errorf("esdb: connection string: %w", err)
 	}
 	config.Logger = slogLogging(opts.Logger)
+	// Client v4.2.0 closes itself for good when one round of node discovery
+	// fails (by default ten tries, about a second while the cluster is
+	// down), and calls that were waiting on it then wait forever. So keep
+	// discovering until the cluster answers: callers are not held by it,
+	// since every call returns when its context ends (see call).
+	config.MaxDiscoverAttempts = math.MaxInt32
 	client, err := esdbclient.NewClient(config)
 	if err != nil {
 		return nil, fmt.Errorf("esdb: new client: %w", err)
 	}
 	s := newStore(client, opts)
-	s.config = config
+	s.ownsClient = true
 	return s, nil
 }
 
 // New wraps a client the caller built and owns: Close does not close it.
-// Unlike a Store from Open, it cannot replace a client that gave up node
-// discovery, so prefer Open in servers.
+// The client's discovery settings are the caller's: with the library's
+// default (MaxDiscoverAttempts 10) a client stops working for good after
+// about a second without a reachable node, so prefer Open in servers.
 func New(client *esdbclient.Client, opts Options) *Store {
 	return newStore(client, opts.withDefaults())
 }
@@ -163,7 +167,7 @@ func (s *Store) Close() error {
 	for sub := range subs {
 		sub.end(eventstore.ErrClosed)
 	}
-	if s.config != nil {
+	if s.ownsClient {
 		return client.Close()
 	}
 	return nil
@@ -530,39 +534,14 @@ func (s *Store) isClosed() bool {
 	return s.closed
 }
 
-// redial replaces a client that closed itself after failed node discovery.
-// Only the first caller that saw the dead client replaces it.
-func (s *Store) redial(dead *esdbclient.Client) error {
-	if s.config == nil {
-		return errors.New("the client gave up connecting and the store did not build it, so it cannot be rebuilt (use Open)")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return eventstore.ErrClosed
-	}
-	if s.client != dead {
-		return nil
-	}
-	fresh, err := esdbclient.NewClient(s.config)
-	if err != nil {
-		return err
-	}
-	s.client = fresh
-	_ = dead.Close()
-	return nil
-}
-
-// slogLogging routes the client library's log lines to slog. Its "error"
-// lines include every failed call, which the adapter retries or returns, so
-// they are logged at warning level.
+// slogLogging routes the client library's log lines to slog. While the
+// cluster is unreachable the library logs every discovery attempt (ten a
+// second) at info and warning level, so those go to debug; its error lines
+// (one per failed call, which the adapter retries or returns) to warning.
 func slogLogging(l *slog.Logger) esdbclient.LoggingFunc {
 	return func(level esdbclient.LogLevel, format string, args ...interface{}) {
 		lvl := slog.LevelDebug
-		switch level {
-		case esdbclient.LogInfo:
-			lvl = slog.LevelInfo
-		case esdbclient.LogWarn, esdbclient.LogError:
+		if level == esdbclient.LogError {
 			lvl = slog.LevelWarn
 		}
 		if !l.Enabled(context.Background(), lvl) {

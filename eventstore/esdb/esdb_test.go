@@ -200,22 +200,71 @@ func member(t *testing.T, addr string, state gossip.MemberInfo_VNodeState) *goss
 	return &gossip.MemberInfo{State: state, IsAlive: true, HttpEndPoint: &gossip.EndPoint{Address: host, Port: p}}
 }
 
-// TestReconnectsAfterTheServerComesBack: while the node is down operations
-// fail (after their retries); once it is back the same Store works again,
-// although the client library gave up discovery in between.
+// TestReconnectsAfterTheServerComesBack: while the node is down an
+// operation waits as long as its context allows; once the node is back the
+// same Store works again.
 func TestReconnectsAfterTheServerComesBack(t *testing.T) {
 	srv := startFakeServer(t, openBacking(t))
 	s := openAdapter(t, srv.url())
 	appendOK(t, s, "payment-restart", eventstore.NoStream(), newEvents(1)...)
 
 	srv.stop()
-	if _, err := s.Append(t.Context(), "payment-restart", eventstore.Exact(0), newEvents(1)...); err == nil {
-		t.Fatal("Append while the server is down succeeded")
+	// The client waits for the node to come back; the caller's context
+	// bounds that wait.
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := s.Append(ctx, "payment-restart", eventstore.Exact(0), newEvents(1)...); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Append while the server is down: %v; want the context's deadline", err)
 	}
 	srv.restart(t)
 	res := appendOK(t, s, "payment-restart", eventstore.Exact(0), newEvents(1)...)
 	if res.NextRevision != 1 {
 		t.Fatalf("NextRevision %d after the restart, want 1 (the append while down must not have been written)", res.NextRevision)
+	}
+}
+
+// TestConcurrentCallsDuringAnOutage: many calls at once while the node is
+// down. Every call must come back when its context ends, although the
+// client library holds them while it rediscovers the node, and the Store
+// must work once the node is back. (With the library's own discovery limit
+// some of these calls never came back, and closing the client crashed the
+// process.)
+func TestConcurrentCallsDuringAnOutage(t *testing.T) {
+	srv := startFakeServer(t, openBacking(t))
+	s := openAdapter(t, srv.url())
+	appendOK(t, s, "payment-outage", eventstore.NoStream(), newEvents(1)...)
+	srv.stop()
+
+	const callers = 16
+	errs := make(chan error, callers)
+	for i := range callers {
+		go func() {
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			defer cancel()
+			_, err := s.Append(ctx, fmt.Sprintf("payment-outage-%d", i), eventstore.NoStream(), newEvents(1)...)
+			errs <- err
+		}()
+	}
+	guard := time.NewTimer(time.Minute) // turns a hang into a failure
+	defer guard.Stop()
+	for range callers {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Append while the server was down: %v; want the context's deadline", err)
+			}
+		case <-guard.C:
+			t.Fatal("Appends still blocked a minute into the outage")
+		}
+	}
+
+	srv.restart(t)
+	appendOK(t, s, "payment-outage", eventstore.Exact(0), newEvents(1)...)
+	for i := range callers {
+		_, err := s.ReadStream(t.Context(), fmt.Sprintf("payment-outage-%d", i), eventstore.ReadStreamOptions{From: 0, Limit: 1})
+		if !errors.Is(err, eventstore.ErrStreamNotFound) {
+			t.Fatalf("stream %d after the outage: %v; want ErrStreamNotFound (nothing written while down)", i, err)
+		}
 	}
 }
 

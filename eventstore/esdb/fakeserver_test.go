@@ -29,9 +29,11 @@ package esdb
 //     "$x", so tests can interleave server-owned events.
 //   - The "created" system metadata in .NET ticks, content type, type.
 //   - ServerFeatures.GetSupportedMethods and Gossip.Read (cluster members for
-//     discovery), a follower mode that answers writes with the not-leader
-//     exception and the leader's endpoint in trailers, injected gRPC errors
-//     (per method, counted), and dropping live subscriptions.
+//     discovery), a follower mode that answers a write, once read, with the
+//     not-leader exception and the leader's endpoint in trailers, injected
+//     gRPC errors (per method, counted), appends cut before they are read
+//     (the client then sees only the end of the stream), dropping live
+//     subscriptions, and stopping and restarting on the same address.
 //
 // What it does not reproduce: TLS and authentication, clustering itself
 // (replication, quorum writes, elections: "leader" and "follower" are just
@@ -182,9 +184,9 @@ func (s *fakeServer) address() string {
 }
 
 // url is the connection string of this single node, without TLS. Discovery
-// gives up quickly so that tests of a stopped server stay short.
+// tries again every 10ms so that tests of a restarted server stay short.
 func (s *fakeServer) url() string {
-	return "esdb://" + s.address() + "?tls=false&maxDiscoverAttempts=3&discoveryInterval=10&gossipTimeout=2"
+	return "esdb://" + s.address() + "?tls=false&discoveryInterval=10"
 }
 
 // fail makes the next n calls of method (e.g. "Append", "Read") fail with code.
@@ -323,14 +325,6 @@ func (s *fakeServer) Append(ss api.Streams_AppendServer) error {
 	s.mu.Lock()
 	leader, noIdemPo := s.leader, s.noIdemPo
 	s.mu.Unlock()
-	if leader != nil {
-		ss.SetTrailer(metadata.Pairs(
-			"exception", "not-leader",
-			"leader-endpoint-host", leader.IP.String(),
-			"leader-endpoint-port", strconv.Itoa(leader.Port),
-		))
-		return status.Error(codes.NotFound, "Leader info available")
-	}
 
 	first, err := ss.Recv()
 	if err != nil {
@@ -389,6 +383,15 @@ func (s *fakeServer) Append(ss api.Streams_AppendServer) error {
 		})
 	}
 
+	// Like the server, answer "not leader" once the request is read.
+	if leader != nil {
+		ss.SetTrailer(metadata.Pairs(
+			"exception", "not-leader",
+			"leader-endpoint-host", leader.IP.String(),
+			"leader-endpoint-port", strconv.Itoa(leader.Port),
+		))
+		return status.Error(codes.NotFound, "Leader info available")
+	}
 	if err := s.takeFault("Append", false); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -27,7 +28,7 @@ func (s *Store) retry(ctx context.Context, op string, fn func(*esdbclient.Client
 		if err != nil {
 			return fmt.Errorf("esdb: %s: %w", op, err)
 		}
-		err = fn(client)
+		err = call(ctx, client, fn)
 		if err == nil {
 			return nil
 		}
@@ -44,11 +45,6 @@ func (s *Store) retry(ctx context.Context, op string, fn func(*esdbclient.Client
 			}
 			return fmt.Errorf("esdb: %s: %w", op, err)
 		}
-		if kind == clientGone {
-			if rerr := s.redial(client); rerr != nil {
-				return fmt.Errorf("esdb: %s: %w (reconnecting: %v)", op, err, rerr)
-			}
-		}
 		// Full jitter on the upper half keeps replicas that failed together
 		// from retrying in lockstep.
 		sleep := wait/2 + rand.N(wait/2+1)
@@ -63,26 +59,60 @@ func (s *Store) retry(ctx context.Context, op string, fn func(*esdbclient.Client
 	}
 }
 
+// errClientGone: the client library panicked sending to its own connection
+// manager because the client was closed while the call waited for it (see
+// call).
+var errClientGone = errors.New("the client was closed while the call waited for its connection")
+
+// call runs fn on its own goroutine so that the caller gets its answer when
+// ctx ends even though the client library waits for a connection without
+// looking at ctx (it does while it discovers the cluster, which Open makes
+// it do until the cluster answers). fn may still be running when call
+// returns early; its results must be read only when call returned nil.
+// Closing a client while such a call still waits makes the library panic
+// with "send on closed channel" on the call's goroutine; that becomes
+// errClientGone instead of a crash.
+func call(ctx context.Context, client *esdbclient.Client, fn func(*esdbclient.Client) error) error {
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				if re, ok := r.(runtime.Error); ok && strings.Contains(re.Error(), "send on closed channel") {
+					done <- errClientGone
+					return
+				}
+				panic(r)
+			}
+		}()
+		done <- fn(client)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 type errorKind int
 
 const (
-	permanent  errorKind = iota
-	transient            // try again on the same client
-	clientGone           // the client closed itself; build a new one, then try again
+	permanent errorKind = iota
+	transient
 )
 
 // classify sorts an error of the client library. Transient are the failures
 // a cluster produces while it heals: a request reached a follower (the
 // client has already switched to the leader it named), the node is down or
-// too busy, or the server's write timed out waiting for its quorum.
+// too busy, or the server's write timed out waiting for its quorum. A closed
+// client (ErrorCodeConnectionClosed, errClientGone) is permanent: retry
+// turns it into eventstore.ErrClosed when the Store was closed.
 func classify(err error) errorKind {
 	var e *esdbclient.Error
 	if errors.As(err, &e) {
 		switch e.Code() {
 		case esdbclient.ErrorCodeNotLeader, esdbclient.ErrorUnavailable, esdbclient.ErrorCodeDeadlineExceeded:
 			return transient
-		case esdbclient.ErrorCodeConnectionClosed:
-			return clientGone
 		}
 		if e.Code() != esdbclient.ErrorCodeUnknown {
 			return permanent
