@@ -150,7 +150,9 @@ func toBeneficiaryJSON(b registry.Beneficiary, revision int64, today domain.Date
 	return out
 }
 
-func (s *Server) today() domain.Date { return domain.DateOf(s.now()) }
+// today is the date in Vietnam by the ledger's clock, the one its rules
+// decide with (which proxy applies today, which period is current).
+func (s *Server) today() domain.Date { return s.deps.Ledger.Today() }
 
 func (s *Server) getBeneficiary(c echo.Context) error {
 	ld, err := s.deps.Ledger.LoadBeneficiary(c.Request().Context(), c.Param("citizen_id"))
