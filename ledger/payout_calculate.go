@@ -131,7 +131,7 @@ func (l *Ledger) CalculateRun(ctx context.Context, req Request, runID string, ro
 			if len(ids) == 0 {
 				break
 			}
-			start := disbursement.PayoutRunPageStarted{RunID: runID, Page: page, After: ld.State.Cursor, CitizenIDs: ids}
+			start := disbursement.PayoutRunPageStarted{RunID: runID, Page: page, After: ld.State.Cursor, CitizenIDs: ids, By: req.Actor.UserID}
 			res, err := l.appendDerived(ctx, stream, eventstore.Exact(uint64(ld.Revision)), meta, fmt.Sprintf("start:%d", page), []domain.Event{start})
 			if errors.Is(err, eventstore.ErrWrongExpectedRevision) || errors.Is(err, eventstore.ErrIdempotencyConflict) {
 				if done, err := onConflict(); done {

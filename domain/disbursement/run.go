@@ -3,6 +3,7 @@ package disbursement
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/ansinh/ansinh/domain"
 )
@@ -227,6 +228,7 @@ type (
 		Page       int      `json:"page"`
 		After      string   `json:"after"` // the cursor before the page
 		CitizenIDs []string `json:"citizen_ids"`
+		By         string   `json:"by"` // who calculates it: four eyes covers every calculator
 	}
 	// PayoutRunPaymentsCalculated records one page of the calculation (in
 	// parts when the page is too big for one event): the lines this run
@@ -311,7 +313,10 @@ type Run struct {
 	Pages        int
 	Cursor       string // last citizen ID calculated; "" before the first page
 	// Pending is the page started and not yet recorded (a crash between).
-	Pending                       *PayoutRunPageStarted
+	Pending *PayoutRunPageStarted
+	// Calculators are the users who started pages or completed the
+	// calculation; none of them may approve.
+	Calculators                   []string
 	Beneficiaries, Skipped, Lines int
 	Problems                      []Problem
 	Gross, Net                    domain.Money
@@ -332,6 +337,7 @@ func (r Run) Evolve(e domain.Event) Run {
 			Gross: domain.ZeroVND(), Net: domain.ZeroVND(), Payments: map[string]*RunPayment{}, Reconciled: map[string]ReconciledPayment{}}
 	case PayoutRunPageStarted:
 		r.Pending = &e
+		r.Calculators = addUser(r.Calculators, e.By)
 	case PayoutRunPaymentsCalculated:
 		if r.Pending != nil && r.Pending.Page == e.Page {
 			r.Pending = nil
@@ -359,6 +365,7 @@ func (r Run) Evolve(e domain.Event) Run {
 		}
 	case PayoutRunCalculated:
 		r.Status, r.CalculatedBy = RunCalculated, e.CalculatedBy
+		r.Calculators = addUser(r.Calculators, e.CalculatedBy)
 	case PayoutRunApproved:
 		r.Status, r.ApprovedBy = RunApproved, e.ApprovedBy
 	case PayoutRunReleased:
@@ -373,6 +380,13 @@ func (r Run) Evolve(e domain.Event) Run {
 		}
 	}
 	return r
+}
+
+func addUser(users []string, u string) []string {
+	if u == "" || slices.Contains(users, u) {
+		return users
+	}
+	return append(slices.Clip(users), u)
 }
 
 // Exists reports whether the run was opened.
@@ -498,8 +512,9 @@ func (r Run) Approve(by domain.Actor) ([]domain.Event, error) {
 	default:
 		return nil, domain.Rejectf(domain.Conflict, "not_calculated", "run_id", "run %s is %s; only a calculated run is approved", r.ID, r.Status)
 	}
-	if by.UserID == r.OpenedBy || by.UserID == r.CalculatedBy {
-		return nil, domain.Rejectf(domain.Forbidden, "self_approval", "", "run %s was opened by %s and calculated by %s; another person must approve it", r.ID, r.OpenedBy, r.CalculatedBy)
+	if by.UserID == r.OpenedBy || slices.Contains(r.Calculators, by.UserID) {
+		return nil, domain.Rejectf(domain.Forbidden, "self_approval", "", "run %s was opened by %s and calculated by %s; another person must approve it",
+			r.ID, r.OpenedBy, strings.Join(r.Calculators, ", "))
 	}
 	if b := r.Budget; b.MaxPayments > 0 && len(r.Payments) > b.MaxPayments {
 		return nil, domain.Reject("over_budget", "budget.max_payments", "run %s has %d payments, the budget allows %d", r.ID, len(r.Payments), b.MaxPayments)

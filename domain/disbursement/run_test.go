@@ -140,6 +140,18 @@ func TestFourEyes(t *testing.T) {
 	}
 }
 
+func TestFourEyesCoversEveryCalculator(t *testing.T) {
+	r := openedRun(t, openCmd())
+	// Minh started a page (resuming as a finance officer), Lan completed.
+	r = applyRun(r, PayoutRunPageStarted{RunID: r.ID, Page: 1, CitizenIDs: []string{cidAn}, By: "minh"},
+		PayoutRunPaymentsCalculated{RunID: r.ID, Page: 1, Cursor: cidAn, Beneficiaries: 1})
+	r = applyRun(r, mustEvents(r.CompleteCalculation(officer2))...)
+	_, err := r.Approve(approver)
+	wantRule(t, err, domain.Forbidden, "self_approval")
+	_, err = r.Approve(domain.Actor{UserID: "hoa", Role: domain.RoleApprover})
+	mustNoErr(t, err)
+}
+
 func TestBudget(t *testing.T) {
 	cases := []struct {
 		name   string
