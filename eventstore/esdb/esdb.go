@@ -74,6 +74,13 @@ const (
 	subscriptionBuffer = 128
 )
 
+// readBytesMax bounds the event bytes one ReadStream or ReadAll holds, as in
+// the embedded store: 10,000 events of 256 KiB would be 2.5 GiB. A read stops
+// after the event that crosses it, so a page always holds at least one
+// event; callers read on from the last event they got. (A variable only so
+// that tests can make pages short without writing 64 MiB.)
+var readBytesMax = 64 << 20
+
 func (o Options) withDefaults() Options {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = defaultMaxAttempts
@@ -334,8 +341,16 @@ func (s *Store) readStream(ctx context.Context, stream string, dir esdbclient.Di
 			return err
 		}
 		defer rs.Close()
-		out, err = drain(rs, int(count), nil)
-		return err
+		var raw []esdbclient.RecordedEvent
+		raw, _, err = drainRaw(rs, int(count))
+		if err != nil {
+			return err
+		}
+		out = make([]eventstore.RecordedEvent, len(raw))
+		for i := range raw {
+			out[i] = fromRecorded(&raw[i])
+		}
+		return nil
 	})
 	if err != nil {
 		if code, ok := esdbCode(err); ok && (code == esdbclient.ErrorCodeResourceNotFound || code == esdbclient.ErrorCodeStreamDeleted) {
@@ -344,25 +359,6 @@ func (s *Store) readStream(ctx context.Context, stream string, dir esdbclient.Di
 		return nil, err
 	}
 	return out, nil
-}
-
-// drain reads a finished read stream; keep, when set, drops events.
-func drain(rs *esdbclient.ReadStream, capacity int, keep func(*esdbclient.RecordedEvent) bool) ([]eventstore.RecordedEvent, error) {
-	out := make([]eventstore.RecordedEvent, 0, min(capacity, 256))
-	for {
-		ev, err := rs.Recv()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		rec := ev.OriginalEvent()
-		if rec == nil || (keep != nil && !keep(rec)) {
-			continue
-		}
-		out = append(out, fromRecorded(rec))
-	}
 }
 
 // ReadAll implements eventstore.Store.
@@ -382,13 +378,14 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit in
 			from = esdbclient.Position{Commit: cursor.Commit, Prepare: cursor.Prepare}
 		}
 		var page []esdbclient.RecordedEvent
+		var full bool // stopped at readBytesMax, not at the end of the log
 		err := s.retry(ctx, "read all", func(c *esdbclient.Client) error {
 			rs, err := c.ReadAll(ctx, esdbclient.ReadAllOptions{Direction: esdbclient.Forwards, From: from}, uint64(want))
 			if err != nil {
 				return err
 			}
 			defer rs.Close()
-			page, err = drainRaw(rs, want)
+			page, full, err = drainRaw(rs, want)
 			return err
 		})
 		if err != nil {
@@ -408,7 +405,10 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit in
 				return out, nil
 			}
 		}
-		if len(page) < want {
+		if full && len(out) > 0 {
+			return out, nil // a short page; the caller reads on
+		}
+		if !full && len(page) < want {
 			return out, nil // reached the head of the log
 		}
 		// The page was full of skipped events (the server's own system
@@ -418,22 +418,26 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit in
 	}
 }
 
-// drainRaw collects at most max records of a read without converting them,
-// so that callers can page by the server's positions of skipped events.
-func drainRaw(rs *esdbclient.ReadStream, max int) ([]esdbclient.RecordedEvent, error) {
-	out := make([]esdbclient.RecordedEvent, 0, min(max, 256))
-	for {
+// drainRaw collects the records of a read without converting them, so that
+// callers can page by the server's positions of events they skip. It stops
+// early, with full set, once the records hold readBytesMax bytes.
+func drainRaw(rs *esdbclient.ReadStream, max int) (out []esdbclient.RecordedEvent, full bool, err error) {
+	out = make([]esdbclient.RecordedEvent, 0, min(max, 256))
+	size := 0
+	for size < readBytesMax {
 		ev, err := rs.Recv()
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			return out, false, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if rec := ev.OriginalEvent(); rec != nil {
 			out = append(out, *rec)
+			size += len(rec.Data) + len(rec.UserMetadata)
 		}
 	}
+	return out, true, nil
 }
 
 // Head implements eventstore.Store: the position of the last application
@@ -443,13 +447,14 @@ func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 	var cursor *esdbclient.Position
 	for {
 		var page []esdbclient.RecordedEvent
+		var full bool
 		err := s.retry(ctx, "head", func(c *esdbclient.Client) error {
 			rs, err := c.ReadAll(ctx, esdbclient.ReadAllOptions{Direction: esdbclient.Backwards, From: from}, headPageSize)
 			if err != nil {
 				return err
 			}
 			defer rs.Close()
-			page, err = drainRaw(rs, headPageSize)
+			page, full, err = drainRaw(rs, headPageSize)
 			return err
 		})
 		if err != nil {
@@ -466,7 +471,7 @@ func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 				return eventstore.Position{Commit: rec.Position.Commit, Prepare: rec.Position.Prepare}, nil
 			}
 		}
-		if len(page) < headPageSize {
+		if !full && len(page) < headPageSize {
 			return eventstore.Start, nil // only system events, or none
 		}
 		last := page[len(page)-1].Position

@@ -451,6 +451,63 @@ func TestSystemEventsStayHidden(t *testing.T) {
 	})
 }
 
+// TestPagesAreBoundedInBytes: a read stops once it holds readBytesMax bytes
+// (lowered here), and a short page is not taken for the head of the log.
+func TestPagesAreBoundedInBytes(t *testing.T) {
+	saved := readBytesMax
+	readBytesMax = 1000
+	t.Cleanup(func() { readBytesMax = saved })
+
+	srv := startFakeServer(t, openBacking(t))
+	s := openAdapter(t, srv.url())
+	evs := make([]eventstore.EventData, 12)
+	for i := range evs {
+		evs[i] = eventstore.EventData{ID: uuid.New(), Type: "Big.v1", Data: json.RawMessage(`"` + strings.Repeat("x", 300) + `"`)}
+	}
+	appendOK(t, s, "payment-big", eventstore.NoStream(), evs[:6]...)
+	if err := srv.appendSystemEvent(t.Context(), "stats", "$statsCollected"); err != nil {
+		t.Fatal(err)
+	}
+	appendOK(t, s, "payment-big", eventstore.Exact(5), evs[6:]...)
+
+	var all []eventstore.RecordedEvent
+	after := eventstore.Start
+	for pages := 0; ; pages++ {
+		page, err := s.ReadAll(t.Context(), after, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		if n := len(page); n > 4 {
+			t.Fatalf("page of %d events of 300 bytes; want it to stop past 1000 bytes", n)
+		}
+		all = append(all, page...)
+		after = page[len(page)-1].Position
+	}
+	if len(all) != len(evs) {
+		t.Fatalf("ReadAll in short pages found %d events, want %d", len(all), len(evs))
+	}
+	for i := range all {
+		if all[i].ID != evs[i].ID {
+			t.Fatalf("event %d is %s, want %s", i, all[i].ID, evs[i].ID)
+		}
+	}
+
+	page, err := s.ReadStream(t.Context(), "payment-big", eventstore.ReadStreamOptions{From: 0, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page) == 0 || len(page) > 4 {
+		t.Fatalf("ReadStream page of %d events; want 1 to 4 of 300 bytes", len(page))
+	}
+	head, err := s.Head(t.Context())
+	if err != nil || head != all[len(all)-1].Position {
+		t.Fatalf("Head %s (err %v), want %s", head, err, all[len(all)-1].Position)
+	}
+}
+
 func checkIDs(t *testing.T, what string, got, want []eventstore.RecordedEvent) {
 	t.Helper()
 	if len(got) != len(want) {
