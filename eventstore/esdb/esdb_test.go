@@ -589,6 +589,48 @@ func TestSubscriptionOutlivesSetupContext(t *testing.T) {
 	}
 }
 
+// TestConflictMapping covers the expectations the contract suite does not
+// send partial overlaps with, and the fallback when the client's error does
+// not carry the actual revision.
+func TestConflictMapping(t *testing.T) {
+	srv := startFakeServer(t, openBacking(t))
+	s := openAdapter(t, srv.url())
+	ctx := t.Context()
+
+	t.Run("partial overlap", func(t *testing.T) {
+		for _, exp := range []eventstore.ExpectedRevision{eventstore.Any(), eventstore.StreamExists()} {
+			stream := "payment-overlap-" + strings.ReplaceAll(exp.String(), " ", "-")
+			evs := newEvents(3)
+			appendOK(t, s, stream, eventstore.NoStream(), evs[0], evs[1])
+			_, err := s.Append(ctx, stream, exp, evs[0], evs[2])
+			if !errors.Is(err, eventstore.ErrIdempotencyConflict) {
+				t.Fatalf("expecting %s, reusing one written ID: %v; want ErrIdempotencyConflict", exp, err)
+			}
+		}
+	})
+
+	t.Run("actual revision read from the stream", func(t *testing.T) {
+		appendOK(t, s, "payment-fallback", eventstore.NoStream(), newEvents(3)...)
+		cases := []struct {
+			stream   string
+			expected eventstore.ExpectedRevision
+			actual   int64
+		}{
+			{"payment-fallback", eventstore.Exact(7), 2},
+			{"payment-fallback", eventstore.NoStream(), 2},
+			{"payment-missing", eventstore.Exact(0), -1},
+			{"payment-missing", eventstore.StreamExists(), -1},
+		}
+		for _, c := range cases {
+			err := s.conflict(ctx, c.stream, c.expected, newEvents(1), errors.New("a message without the revision"))
+			var wrong *eventstore.WrongExpectedRevisionError
+			if !errors.As(err, &wrong) || wrong.Actual != c.actual || wrong.Stream != c.stream || wrong.Expected != c.expected {
+				t.Errorf("%s expecting %s: %v; want a wrong expected revision with actual %d", c.stream, c.expected, err, c.actual)
+			}
+		}
+	})
+}
+
 func TestActualRevision(t *testing.T) {
 	cases := []struct {
 		msg    string
