@@ -33,6 +33,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -127,7 +128,8 @@ func Open(ctx context.Context, connString string, opts Options) (*Store, error) 
 	opts = opts.withDefaults()
 	config, err := esdbclient.ParseConnectionString(connString)
 	if err != nil {
-		return nil, fmt.Errorf("esdb: connection string: %w", err)
+		// The parser's message may quote the string, password and all.
+		return nil, fmt.Errorf("esdb: connection string: %s", redactPassword(err.Error(), connString))
 	}
 	config.Logger = slogLogging(opts.Logger)
 	// Client v4.2.0 closes itself for good when one round of node discovery
@@ -143,6 +145,24 @@ func Open(ctx context.Context, connString string, opts Options) (*Store, error) 
 	s := newStore(client, opts)
 	s.ownsClient = true
 	return s, nil
+}
+
+// redactPassword replaces the password of connString wherever it appears in
+// msg.
+func redactPassword(msg, connString string) string {
+	_, rest, ok := strings.Cut(connString, "://")
+	if !ok {
+		return msg
+	}
+	userinfo, _, ok := strings.Cut(rest, "@")
+	if !ok {
+		return msg
+	}
+	_, password, ok := strings.Cut(userinfo, ":")
+	if !ok || password == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, password, "REDACTED")
 }
 
 // New wraps a client the caller built and owns: Close does not close it.

@@ -673,10 +673,19 @@ func TestClassify(t *testing.T) {
 }
 
 func TestOpenRejectsBadConnectionStrings(t *testing.T) {
-	for _, url := range []string{"", "http://localhost:2113", "esdb://host:notaport", "esdb://"} {
-		if s, err := Open(t.Context(), url, testOptions()); err == nil {
+	for _, url := range []string{
+		"", "http://localhost:2113", "esdb://host:notaport", "esdb://",
+		"esdb://admin:s3cret-pw@node1:21x3?tls=false",
+		"esdb://admin:s3cret-pw@node1:2113,node2:port?tls=false",
+	} {
+		s, err := Open(t.Context(), url, testOptions())
+		if err == nil {
 			_ = s.Close()
 			t.Errorf("Open(%q) succeeded", url)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret-pw") {
+			t.Errorf("Open(%q): error %q shows the password", url, err)
 		}
 	}
 }
