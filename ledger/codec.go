@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"github.com/ansinh/ansinh/domain"
+	"github.com/ansinh/ansinh/domain/disbursement"
 	"github.com/ansinh/ansinh/domain/entitlement"
 	"github.com/ansinh/ansinh/domain/registry"
 )
@@ -11,6 +12,7 @@ import (
 var eventPackages = []func(*domain.Codec){
 	registry.RegisterEvents,
 	entitlement.RegisterEvents,
+	disbursement.RegisterEvents,
 }
 
 // NewCodec returns a codec that knows every event type the ledger writes,

@@ -14,11 +14,6 @@ import (
 	"github.com/ansinh/ansinh/eventstore"
 )
 
-// The disbursement events join the ledger's codec here rather than in
-// codec.go, which another engineer owns; moving this line into
-// eventPackages there is equivalent.
-func init() { eventPackages = append(eventPackages, disbursement.RegisterEvents) }
-
 // Bounds of the disbursement processes.
 const (
 	// DefaultWorkers is how many streams a fan-out (claiming, releasing,

@@ -93,7 +93,9 @@ func TestLedgerAgreesWithTheDomain(t *testing.T) {
 }
 
 func drawEntitlementCommand(t *rapid.T, n int) entitlement.Command {
-	p := func(label string) domain.Period { return per("2023-01").AddMonths(rapid.IntRange(0, 35).Draw(t, label)) }
+	p := func(label string) domain.Period {
+		return per("2023-01").AddMonths(rapid.IntRange(0, 35).Draw(t, label))
+	}
 	id := fmt.Sprintf("E%d", rapid.IntRange(1, n+1).Draw(t, "id"))
 	switch rapid.IntRange(0, 4).Draw(t, "op") {
 	case 0, 1:
