@@ -464,7 +464,7 @@ func TestVerifyFindsTamperingAtItsPosition(t *testing.T) {
 			return append(evs[:601], evs[602:]...)
 		}), wantPos: at(603).Position, wantCount: 602},
 		{name: "tail cut after a seal the auditor saw", opts: VerifyOptions{ExpectSealedThrough: 600},
-			log: edit(func(evs []eventstore.RecordedEvent) []eventstore.RecordedEvent { return evs[:605] }),
+			log:     edit(func(evs []eventstore.RecordedEvent) []eventstore.RecordedEvent { return evs[:605] }),
 			wantPos: at(605).Position, wantCount: 605},
 		{name: "untrusted key", keys: []ed25519.PublicKey{pub(newKey(t))}, log: store,
 			wantPos: at(601).Position, wantCount: 601},
