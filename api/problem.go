@@ -119,6 +119,8 @@ var problemTitles = map[string]string{
 	"timeout":                    "The request took too long",
 	"request_cancelled":          "The request was cancelled",
 	"internal":                   "Internal error",
+	"too_many_conflicts":         "The record is busy",
+	"too_many_lines":             "The answer would be too long",
 	"not_ready":                  "The service is not ready",
 	"invalid":                    "The request breaks a rule",
 	"conflict":                   "The request conflicts with the current state",
@@ -157,6 +159,12 @@ var ruleTitle = map[domain.Kind]string{
 func problemOf(err error, c echo.Context) *Problem {
 	var p *Problem
 	if errors.As(err, &p) {
+		return p
+	}
+	// The ledger's own errors (a stale If-Match, too many conflicts) are
+	// mapped here too, so a handler that returns one unmapped still gives
+	// the client the right status rather than a 500.
+	if errors.As(ledgerError(err), &p) {
 		return p
 	}
 	if re, ok := domain.AsRuleError(err); ok {
