@@ -73,6 +73,10 @@ type Ledger struct {
 	catMu  sync.Mutex
 	catRev int64 // revision the cached catalogue is at; -1 when empty
 	cat    entitlement.Catalogue
+
+	// settlements maps released runs' payments to their lines, so that one
+	// bank answer does not load its whole run (settlement_index.go).
+	settlements settlementIndex
 }
 
 // New returns a ledger over store. It panics on an invalid configuration (a

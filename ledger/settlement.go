@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sync"
 
 	"github.com/ansinh/ansinh/domain"
 	"github.com/ansinh/ansinh/domain/disbursement"
@@ -37,7 +36,7 @@ func (l *Ledger) RecordSettlement(ctx context.Context, req Request, s disburseme
 	if err != nil {
 		return SettlementReport{}, err
 	}
-	changed, err := l.settle(ctx, meta, newRunCache(l), s)
+	changed, err := l.settle(ctx, meta, newRunView(l), s)
 	if err != nil {
 		return SettlementReport{}, err
 	}
@@ -87,11 +86,11 @@ func (l *Ledger) ImportSettlements(ctx context.Context, req Request, r io.Reader
 		first[s.PaymentID] = s
 		todo = append(todo, s)
 	}
-	cache := newRunCache(l)
+	runs := newRunView(l)
 	outcome := make([]int, len(todo)) // 1 applied, 2 unchanged, 3 rejected
 	rejects := make([]disbursement.Rejection, len(todo))
 	err = forEach(ctx, len(todo), DefaultWorkers, func(ctx context.Context, i int) error {
-		changed, err := l.settle(ctx, meta, cache, todo[i])
+		changed, err := l.settle(ctx, meta, runs, todo[i])
 		switch {
 		case err == nil && changed:
 			outcome[i] = 1
@@ -152,34 +151,34 @@ func sortRejections(rs []disbursement.Rejection) {
 // wrote anything. A write that meets a concurrent change re-decides that
 // line; a line already in the answered state decides nothing, so a retried
 // or resent answer completes what is missing and writes nothing twice.
-func (l *Ledger) settle(ctx context.Context, meta domain.Metadata, cache *runCache, s disbursement.Settlement) (bool, error) {
+func (l *Ledger) settle(ctx context.Context, meta domain.Metadata, runs *runView, s disbursement.Settlement) (bool, error) {
 	runID, err := disbursement.RunOfPayment(s.PaymentID)
 	if err != nil {
 		return false, err
 	}
-	run, err := cache.get(ctx, runID)
+	run, err := runs.get(ctx, runID)
 	if err != nil {
 		return false, err
 	}
-	p, ok := run.Payments[s.PaymentID]
+	p, ok := run.payments[s.PaymentID]
 	if !ok {
 		return false, domain.Rejectf(domain.NotFound, "unknown_payment", "payment_id", "run %s has no payment %s", runID, s.PaymentID)
 	}
-	if run.Status != disbursement.RunReleased && run.Status != disbursement.RunClosed {
-		return false, domain.Rejectf(domain.Conflict, "not_released", "payment_id", "run %s is %s; it has not been sent to the bank", runID, run.Status)
+	if !settledOnceReleased(run.status) {
+		return false, domain.Rejectf(domain.Conflict, "not_released", "payment_id", "run %s is %s; it has not been sent to the bank", runID, run.status)
 	}
-	if s.Amount != nil && !s.Amount.Equal(p.Net()) {
-		return false, domain.Reject("amount_mismatch", "amount", "payment %s is %s, the answer says %s", s.PaymentID, p.Net(), *s.Amount)
+	if s.Amount != nil && !s.Amount.Equal(p.net) {
+		return false, domain.Reject("amount_mismatch", "amount", "payment %s is %s, the answer says %s", s.PaymentID, p.net, *s.Amount)
 	}
 	// Decide every line before writing any.
 	type decided struct {
-		line disbursement.RunLine
+		line indexedLine
 		ev   domain.Event
 		rev  int64
 	}
-	ds := make([]decided, len(p.Lines))
-	for i, ln := range p.Lines {
-		ob, err := l.loadObligation(ctx, ln.Obligation)
+	ds := make([]decided, len(p.lines))
+	for i, ln := range p.lines {
+		ob, err := l.loadObligation(ctx, ln.obligation)
 		if err != nil {
 			return false, err
 		}
@@ -204,20 +203,20 @@ func (l *Ledger) settle(ctx context.Context, meta domain.Metadata, cache *runCac
 }
 
 // settleLine writes one line's decision, re-deciding on a concurrent change.
-func (l *Ledger) settleLine(ctx context.Context, meta domain.Metadata, s disbursement.Settlement, ln disbursement.RunLine, ev domain.Event, rev int64) (bool, error) {
+func (l *Ledger) settleLine(ctx context.Context, meta domain.Metadata, s disbursement.Settlement, ln indexedLine, ev domain.Event, rev int64) (bool, error) {
 	step := "answer:" + s.PaymentID
 	for attempt := 1; ; attempt++ {
 		if ev == nil {
 			return false, nil
 		}
-		_, err := l.appendDerived(ctx, ln.Obligation.Stream(), expectAt(rev), meta, fmt.Sprintf("%s@%d", step, rev), []domain.Event{ev})
+		_, err := l.appendDerived(ctx, ln.obligation.Stream(), expectAt(rev), meta, fmt.Sprintf("%s@%d", step, rev), []domain.Event{ev})
 		if err == nil {
 			return true, nil
 		}
 		if !errors.Is(err, eventstore.ErrWrongExpectedRevision) || attempt >= fanoutAttempts {
-			return false, fmt.Errorf("ledger: settle %s: %w", ln.Obligation.Stream(), err)
+			return false, fmt.Errorf("ledger: settle %s: %w", ln.obligation.Stream(), err)
 		}
-		ob, err := l.loadObligation(ctx, ln.Obligation)
+		ob, err := l.loadObligation(ctx, ln.obligation)
 		if err != nil {
 			return false, err
 		}
@@ -231,60 +230,21 @@ func (l *Ledger) settleLine(ctx context.Context, meta domain.Metadata, s disburs
 // releaseOffsetsOfUndone makes the recoveries a failed or returned attempt
 // kept back due again. It runs for every such answer, also a resent one, so
 // that a crash between the two writes is healed by importing again.
-func (l *Ledger) releaseOffsetsOfUndone(ctx context.Context, meta domain.Metadata, s disbursement.Settlement, ln disbursement.RunLine) error {
+func (l *Ledger) releaseOffsetsOfUndone(ctx context.Context, meta domain.Metadata, s disbursement.Settlement, ln indexedLine) error {
 	if s.Outcome == disbursement.OutcomeSettled {
 		return nil
 	}
-	ob, err := l.loadObligation(ctx, ln.Obligation)
+	ob, err := l.loadObligation(ctx, ln.obligation)
 	if err != nil {
 		return err
 	}
-	a, ok := ob.State.Attempt(ln.Attempt)
+	a, ok := ob.State.Attempt(ln.attempt)
 	if !ok || len(a.Offsets) == 0 || !a.Status.Reopens() {
 		return nil
 	}
-	_, err = decideAndAppend(ctx, l, disbursement.AdjustmentsStream(ln.Obligation.CitizenID), meta, "unreserve:"+s.PaymentID, nil,
+	_, err = decideAndAppend(ctx, l, disbursement.AdjustmentsStream(ln.obligation.CitizenID), meta, "unreserve:"+s.PaymentID, nil,
 		func(adj disbursement.Adjustments) ([]domain.Event, error) {
 			return adj.ReleaseOffsets(a.AttemptRef, a.Offsets, "payment "+string(a.Status)), nil
 		})
 	return err
-}
-
-// runCache holds the runs one import touches; a run of 300,000 payments is
-// loaded once per import, not once per line.
-type runCache struct {
-	l    *Ledger
-	mu   sync.Mutex
-	runs map[string]*runEntry
-}
-
-type runEntry struct {
-	once sync.Once
-	run  disbursement.Run
-	err  error
-}
-
-// maxCachedRuns bounds the runs one import holds: a file answers for one
-// run, or a few.
-const maxCachedRuns = 8
-
-func newRunCache(l *Ledger) *runCache { return &runCache{l: l, runs: map[string]*runEntry{}} }
-
-func (c *runCache) get(ctx context.Context, runID string) (disbursement.Run, error) {
-	c.mu.Lock()
-	e, ok := c.runs[runID]
-	if !ok {
-		if len(c.runs) >= maxCachedRuns {
-			c.mu.Unlock()
-			return disbursement.Run{}, domain.Reject("too_many_runs", "payment_id", "one import may answer for at most %d runs", maxCachedRuns)
-		}
-		e = &runEntry{}
-		c.runs[runID] = e
-	}
-	c.mu.Unlock()
-	e.once.Do(func() {
-		ld, err := c.l.LoadRun(ctx, runID)
-		e.run, e.err = ld.State, err
-	})
-	return e.run, e.err
 }
