@@ -51,27 +51,45 @@ func reportEventsPerSecond(b *testing.B, events int) {
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 }
 
+// BenchmarkAppendBatch500 is one caller appending pages of 500 events (a
+// payout run's page), each append waiting for its own fsync.
 func BenchmarkAppendBatch500(b *testing.B) {
+	benchmarkAppendBatch(b, 1)
+}
+
+// BenchmarkAppendBatch500Writers4 is four such callers at once, whose pages
+// the writer groups into shared fsyncs.
+func BenchmarkAppendBatch500Writers4(b *testing.B) {
+	benchmarkAppendBatch(b, 4)
+}
+
+func benchmarkAppendBatch(b *testing.B, writers int) {
 	s := openDisk(b, b.TempDir())
 	ctx := context.Background()
 	const batch = 500
-	pages := make([][]eventstore.EventData, 16)
-	for i := range pages {
-		pages[i] = benchEvents(batch)
-	}
 	b.SetBytes(int64(batch * (len(benchData) + len(benchMeta))))
+	var left atomic.Int64
+	left.Store(int64(b.N))
+	var wg sync.WaitGroup
 	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		// Fresh IDs per append (a retry would write nothing), made outside
-		// the store: rotate pre-built pages and patch their IDs.
-		evs := pages[i%len(pages)]
-		for k := range evs {
-			binary.BigEndian.PutUint64(evs[k].ID[8:], idSeq.Add(1))
-		}
-		if _, err := s.Append(ctx, fmt.Sprintf("payout-run-%d", i), eventstore.NoStream(), evs...); err != nil {
-			b.Fatal(err)
-		}
+	for w := range writers {
+		wg.Go(func() {
+			// Fresh IDs per append (a retry would write nothing), made
+			// cheaply outside the store: patch a reused page's IDs.
+			evs := benchEvents(batch)
+			for i := 0; left.Add(-1) >= 0; i++ {
+				for k := range evs {
+					binary.BigEndian.PutUint64(evs[k].ID[8:], idSeq.Add(1))
+				}
+				if _, err := s.Append(ctx, fmt.Sprintf("payout-run-%d-%d", w, i), eventstore.NoStream(), evs...); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
 	}
+	wg.Wait()
+	b.StopTimer()
 	reportEventsPerSecond(b, b.N*batch)
 }
 
