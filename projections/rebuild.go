@@ -101,7 +101,7 @@ func (r *Runner) catchUpAlone(ctx context.Context, m *member) error {
 		if m.failure != nil {
 			return m.failure
 		}
-		if it.atHead || n >= r.opts.BatchEvents || m.tx.Len() >= r.opts.BatchKeys {
+		if it.atHead || n >= r.opts.BatchEvents || m.tx.Dirty() >= r.opts.BatchKeys {
 			if err := r.commit(ms); err != nil {
 				return err
 			}

@@ -31,9 +31,12 @@ type Options struct {
 	// 50,000. Larger batches rebuild faster (fewer commits, values decoded
 	// and encoded once per batch); smaller ones lose less work in a crash.
 	BatchEvents int
-	// BatchKeys bounds the keys all projections together hold in memory
-	// between two commits. Default 200,000.
+	// BatchKeys bounds the keys all projections together change between
+	// two commits. Default 200,000.
 	BatchKeys int
+	// CacheKeys bounds the keys each projection keeps in memory, decoded,
+	// across commits. Default 100,000.
+	CacheKeys int
 	// RetryDelay is the pause before reading again after the store failed.
 	// Default 1s.
 	RetryDelay time.Duration
@@ -53,6 +56,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.BatchKeys == 0 {
 		o.BatchKeys = 200_000
 	}
+	if o.CacheKeys == 0 {
+		o.CacheKeys = 100_000
+	}
 	if o.RetryDelay == 0 {
 		o.RetryDelay = time.Second
 	}
@@ -69,6 +75,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("projections: BatchEvents %d, want 1 to 10,000,000", o.BatchEvents)
 	case o.BatchKeys < 1 || o.BatchKeys > 100_000_000:
 		return o, fmt.Errorf("projections: BatchKeys %d, want 1 to 100,000,000", o.BatchKeys)
+	case o.CacheKeys < 0 || o.CacheKeys > 100_000_000:
+		return o, fmt.Errorf("projections: CacheKeys %d, want 0 to 100,000,000", o.CacheKeys)
 	case o.RetryDelay < 0 || o.MaxWait < 0:
 		return o, errors.New("projections: RetryDelay and MaxWait must not be negative")
 	}
@@ -377,7 +385,7 @@ func (r *Runner) markAtHead() {
 func txKeys(ms []*member) int {
 	n := 0
 	for _, m := range ms {
-		n += m.tx.Len()
+		n += m.tx.Dirty()
 	}
 	return n
 }
@@ -466,7 +474,7 @@ func (r *Runner) commit(ms []*member) error {
 		return fmt.Errorf("projections: commit: %w", err)
 	}
 	for _, m := range moved {
-		m.tx.reset()
+		m.tx.committed(r.opts.CacheKeys)
 	}
 	r.mu.Lock()
 	for _, m := range moved {

@@ -3,6 +3,7 @@ package projections
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -36,7 +37,7 @@ type Tx struct {
 	prefix  []byte
 	entries map[string]*entry
 	keyBuf  []byte
-	dirty   int
+	dirty   []string // keys changed since the last commit, each once
 }
 
 type entry struct {
@@ -73,14 +74,14 @@ func (tx *Tx) Set(key, value []byte) {
 	e.raw = append(make([]byte, 0, len(value)), value...)
 	e.obj = nil
 	e.exists = true
-	tx.markDirty(e)
+	tx.markDirty(key, e)
 }
 
 // Delete removes key.
 func (tx *Tx) Delete(key []byte) {
 	e := tx.entry(key)
 	e.raw, e.obj, e.exists = nil, nil, false
-	tx.markDirty(e)
+	tx.markDirty(key, e)
 }
 
 // Put stores v under key. v is encoded when the batch commits, so later
@@ -91,7 +92,7 @@ func (tx *Tx) Delete(key []byte) {
 func (tx *Tx) Put(key []byte, v Value) {
 	e := tx.entry(key)
 	e.raw, e.obj, e.exists = nil, v, true
-	tx.markDirty(e)
+	tx.markDirty(key, e)
 }
 
 // Load returns the value stored under key, decoded into a *T, or nil and
@@ -116,14 +117,14 @@ func Load[T any, P decodable[T]](tx *Tx, key []byte) (P, bool, error) {
 	return p, true, nil
 }
 
-// Len is the number of keys the Tx holds in memory; the runner commits
-// before it grows past its bound.
-func (tx *Tx) Len() int { return len(tx.entries) }
+// Dirty is the number of keys changed since the last commit; the runner
+// commits before it grows past its bound.
+func (tx *Tx) Dirty() int { return len(tx.dirty) }
 
-func (tx *Tx) markDirty(e *entry) {
+func (tx *Tx) markDirty(key []byte, e *entry) {
 	if !e.dirty {
 		e.dirty = true
-		tx.dirty++
+		tx.dirty = append(tx.dirty, string(key))
 	}
 }
 
@@ -162,10 +163,11 @@ func (tx *Tx) lookup(key []byte) (*entry, error) {
 // writeTo adds every change to b. buf is scratch space for encoding; the
 // (possibly grown) buffer is returned for reuse.
 func (tx *Tx) writeTo(b *pebble.Batch, buf []byte) ([]byte, error) {
-	for k, e := range tx.entries {
-		if !e.dirty {
-			continue
-		}
+	// Keys go into the batch in order: the memtable's skiplist inserts
+	// neighbouring keys faster than random ones.
+	slices.Sort(tx.dirty)
+	for _, k := range tx.dirty {
+		e := tx.entries[k]
 		key := append(append(tx.keyBuf[:0], tx.prefix...), k...)
 		if !e.exists {
 			if err := b.Delete(key, nil); err != nil {
@@ -189,11 +191,26 @@ func (tx *Tx) writeTo(b *pebble.Batch, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// reset forgets everything in memory: after a commit (the state is on disk)
-// or after a failure (the batch is thrown away).
+// committed marks everything clean once the batch is on disk. The values
+// stay in memory, decoded, as a cache for the next batches (a balance
+// touched in every batch is read from disk once, not once per batch), up to
+// cacheMax keys; past that the cache is simply dropped.
+func (tx *Tx) committed(cacheMax int) {
+	if len(tx.entries) > cacheMax {
+		tx.reset()
+		return
+	}
+	for _, k := range tx.dirty {
+		tx.entries[k].dirty = false
+	}
+	tx.dirty = tx.dirty[:0]
+}
+
+// reset forgets everything in memory: after a failure the batch is thrown
+// away, and the cache may hold its uncommitted changes.
 func (tx *Tx) reset() {
 	clear(tx.entries)
-	tx.dirty = 0
+	tx.dirty = tx.dirty[:0]
 }
 
 // Reader reads one projection's committed state, as of the moment its View
