@@ -105,8 +105,7 @@ func (sub *subscription) refill(ctx context.Context) (progressed bool, err error
 	}
 	progressed = next != sub.next
 	sub.next = next
-	// Reuse the buffer's backing array; scanLog returned a fresh one, so
-	// copy into the old one when it is big enough.
+	// The old buffer is fully delivered (and its slots zeroed): drop it.
 	sub.buf, sub.pos = page, 0
 	return progressed, nil
 }
