@@ -128,6 +128,10 @@ type Deps struct {
 	// entitlements, payouts). Required by the routes that write; nil only
 	// in tests of the cross-cutting machinery.
 	Ledger *ledger.Ledger
+	// Roster lists the beneficiaries a payout run's calculation visits (a
+	// registry projection). Nil: each calculation scans the whole log
+	// (ledger.ScanRoster), which is for tests and small installations.
+	Roster ledger.Roster
 	// Projections serves read-your-writes waits, /readyz's lag check and the
 	// lag gauge. Nil until the projections exist: queries that need it then
 	// answer 503.
@@ -158,6 +162,7 @@ type Server struct {
 	idempotency *idempotencyStore
 	limiter     *rateLimiter
 	jwt         *jwtVerifier
+	calcs       calculations // background run calculations; Close stops them
 
 	spec     *openapi3.T
 	docsHTML []byte
@@ -244,6 +249,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.beneficiaryRoutes(),
 		s.entitlementRoutes(),
 		s.catalogueRoutes(),
+		s.runRoutes(),
+		s.paymentRoutes(),
+		s.settlementRoutes(),
+		s.reconciliationRoutes(),
+		s.correctionRoutes(),
+		s.trialBalanceRoutes(),
 		// New resources add their routes here.
 	} {
 		for _, r := range group {
@@ -279,6 +290,9 @@ func (s *Server) handle(r Route) {
 		timeout = s.cfg.RequestTimeout
 	}
 	mw := []echo.MiddlewareFunc{withTimeout(timeout)}
+	if r.Timeout > 0 {
+		mw = append(mw, extendConnection(timeout))
+	}
 	if !r.Public {
 		mw = append(mw, s.authenticate, s.rateLimit, authorize(r.Roles))
 	}

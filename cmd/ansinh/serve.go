@@ -173,6 +173,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err != nil {
 		return err
 	}
+	// Runs after the HTTP server stopped and before the store closes:
+	// background calculations are cancelled (they resume on the next
+	// calculate) and waited for.
+	defer srv.Close()
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
