@@ -377,7 +377,7 @@ func ValidateAppend(stream string, events []EventData) error {
 			return fmt.Errorf("%w: event %d has %d bytes, at most %d", ErrEventTooLarge, i, size, MaxEventBytes)
 		}
 		total += size
-		if !json.Valid(ev.Data) {
+		if !validJSON(ev.Data) {
 			return fmt.Errorf("%w: data of event %d", ErrInvalidJSON, i)
 		}
 		if len(ev.Metadata) > 0 && !isJSONObject(ev.Metadata) {
@@ -437,7 +437,7 @@ func isJSONObject(b []byte) bool {
 		case ' ', '\t', '\n', '\r':
 			continue
 		case '{':
-			return json.Valid(b)
+			return validJSON(b)
 		default:
 			return false
 		}
