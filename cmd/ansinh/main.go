@@ -5,6 +5,8 @@
 //	ansinh users list                     the users
 //	ansinh users token --name N           a new API token (revokes the old one)
 //	ansinh users disable --name N         lock a user out
+//	ansinh import beneficiaries --file F.csv  register beneficiaries from a CSV file
+//	ansinh export events [--out F]        the event log as JSON Lines, for auditors
 //	ansinh version
 //
 // Settings come from flags, then environment variables (ANSINH_ADDR,
@@ -53,6 +55,8 @@ const usage = `usage: ansinh <command> [flags]
 commands:
   serve      run the REST API (see ansinh serve -h)
   users      manage users and API tokens: add, list, token, disable
+  import     import beneficiaries from a CSV file (see ansinh import -h)
+  export     export the event log as JSON Lines (see ansinh export -h)
   version    print the version
 
 Flags win over environment variables (ANSINH_ADDR, ANSINH_DATA, ANSINH_STORE,
@@ -73,12 +77,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = serve(ctx, args[1:], stdout, stderr, getenv)
 	case "users":
 		err = usersCommand(ctx, args[1:], stdout, stderr, getenv)
+	case "import":
+		err = importCommand(ctx, args[1:], stdout, stderr, getenv)
+	case "export":
+		err = exportCommand(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "ansinh "+versionString())
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
-		err = usagef("unknown command %q; want serve, users or version", args[0])
+		err = usagef("unknown command %q; want serve, users, import, export or version", args[0])
 	}
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
