@@ -1,6 +1,9 @@
 package eventstore
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // validJSON reports whether b is one JSON value (RFC 8259) surrounded only by
 // whitespace. It accepts exactly what encoding/json.Valid accepts, including
@@ -164,10 +167,21 @@ func scanJSON(b []byte, stack []uint64) (valid, tooDeep bool) {
 }
 
 // skipSpace returns the index of the first non-whitespace byte at or after i
-// (or len(b)). Compact JSON has none, so the first test usually ends it.
+// (or len(b)). Compact JSON has none: the inlined first test usually ends
+// it.
 func skipSpace(b []byte, i int) int {
-	for i < len(b) && jsonClass[b[i]]&classSpace != 0 {
-		i++
+	// uint(i) also tells the compiler i >= 0, so b[i] needs no bounds check.
+	if uint(i) < uint(len(b)) && b[i] > ' ' {
+		return i
+	}
+	return skipSpaceLoop(b, i)
+}
+
+func skipSpaceLoop(b []byte, i int) int {
+	for ; i < len(b); i++ {
+		if jsonClass[b[i]]&classSpace == 0 {
+			return i
+		}
 	}
 	return i
 }
@@ -204,17 +218,18 @@ func scanLiteral(b []byte, i int, lit string) int {
 func scanString(b []byte, i int) int {
 	for {
 		// Most string bytes need no attention: skip them eight at a
-		// time while no byte of the word is a quote, a backslash or a
-		// control character.
+		// time up to the first quote, backslash or control character.
 		for len(b)-i >= 8 {
-			if specialBytes(binary.LittleEndian.Uint64(b[i:])) != 0 {
-				break
+			if m := specialBytes(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				goto special
 			}
 			i += 8
 		}
 		for i < len(b) && jsonClass[b[i]]&classPlain != 0 {
 			i++
 		}
+	special:
 		if i >= len(b) {
 			return -1
 		}
@@ -244,11 +259,12 @@ func scanString(b []byte, i int) int {
 	}
 }
 
-// specialBytes returns a nonzero word if any of the eight bytes packed in x
-// is '"', '\\' or below 0x20, using the "has a byte less than n" bit trick
-// (exact for n <= 0x80; "has a zero byte" is the case n = 1, applied to x
-// with the quote or backslash XORed away). Which bits are set says nothing
-// reliable about where the byte is, so callers only test for zero.
+// specialBytes returns a word whose lowest set bit is the high bit of the
+// first byte in x (little-endian) that is '"', '\\' or below 0x20, or zero
+// if there is none. It uses the "has a byte less than n" bit trick, exact
+// for n <= 0x80, with "has a zero byte" (n = 1) applied to x with the quote
+// or backslash XORed away. Bits above the first hit may be spurious (a
+// borrow runs upwards), so only the lowest one is meaningful.
 func specialBytes(x uint64) uint64 {
 	const (
 		ones  = 0x0101010101010101
