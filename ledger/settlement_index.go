@@ -199,12 +199,14 @@ func (x *settlementIndex) load(runID string, build func() (*indexedRun, error)) 
 
 	f.run, f.err = build()
 	x.mu.Lock()
+	// Stored before the flight ends, so that no caller finds neither and
+	// loads the run a second time.
+	if f.err == nil {
+		x.storeLocked(f.run)
+	}
 	delete(x.loading, runID)
 	x.mu.Unlock()
 	close(f.done)
-	if f.err == nil {
-		x.store(f.run)
-	}
 	return f.run, f.err
 }
 
@@ -213,6 +215,10 @@ func (x *settlementIndex) load(runID string, build func() (*indexedRun, error)) 
 func (x *settlementIndex) store(ir *indexedRun) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.storeLocked(ir)
+}
+
+func (x *settlementIndex) storeLocked(ir *indexedRun) {
 	if x.entries == nil {
 		x.entries = map[string]*list.Element{}
 	}

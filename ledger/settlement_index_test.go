@@ -228,3 +228,28 @@ func BenchmarkRecordSettlement(b *testing.B) {
 		})
 	}
 }
+
+// Answers arriving at once for a run nobody cached load it once: the
+// others wait for that load instead of each reading the whole run.
+func TestConcurrentAnswersLoadTheRunOnce(t *testing.T) {
+	f := newPayoutFixture(t)
+	pays := f.crowdRun("BURST", 24, true)
+	l, rc := f.countedLedger()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(pays))
+	for i, p := range pays {
+		wg.Go(func() {
+			if _, err := l.RecordSettlement(f.ctx, lan, settledAnswer(p, fmt.Sprintf("FT%d", i))); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if loads, tails, _ := rc.counts("BURST"); loads != 1 || tails != 0 {
+		t.Fatalf("%d concurrent answers: %d loads, %d tail reads; want 1 and 0", len(pays), loads, tails)
+	}
+}
