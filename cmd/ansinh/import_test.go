@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -704,4 +706,108 @@ func BenchmarkImport(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/elapsed.Seconds(), "lines/s")
+}
+
+// stoppingStore lets the first appends through, then fails them (a full
+// disk) or cancels the import (Ctrl-C).
+type stoppingStore struct {
+	eventstore.Store
+	allowed int64
+	appends atomic.Int64
+	cancel  context.CancelFunc // nil: fail instead
+}
+
+func (s *stoppingStore) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	n := s.appends.Add(1)
+	if n <= s.allowed {
+		return s.Store.Append(ctx, stream, expected, events...)
+	}
+	if s.cancel == nil {
+		return eventstore.AppendResult{}, errors.New("no space left on device")
+	}
+	s.cancel()
+	return eventstore.AppendResult{}, context.Canceled
+}
+
+// A failure that is not the line's fault stops the import: nothing more is
+// read, the lines not finished are counted, and what was imported before
+// stays imported (and is unchanged on a re-run).
+func TestImportStops(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "gen.csv")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lines = 2000
+	writeImportFile(t, f, lines)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, interrupt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("interrupt=%v", interrupt), func(t *testing.T) {
+			mem, err := pebble.Open("", pebble.Options{InMemory: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mem.Close()
+			led := ledger.New(mem, ledger.DefaultConfig())
+			cat, err := importCatalogue(context.Background(), led, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			store := &stoppingStore{Store: mem, allowed: 100}
+			if interrupt {
+				store.cancel = cancel
+			}
+			src, err := openImportFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.f.Close()
+			var stderr bytes.Buffer
+			prog := newProgress(&stderr, false, time.Now, "import", "lines", src.dataLines, src.dataLines)
+			sink, _ := newRejectionSink("", prog)
+			im := &importer{
+				led: ledger.New(store, ledger.DefaultConfig()), store: store, actor: operator(), cat: cat, workers: 4,
+				header: src.header, sink: sink, prog: prog, reason: "test", correlation: "test",
+			}
+			counts, err := im.run(ctx, src.lines)
+			want := "no space left on device"
+			if interrupt {
+				want = "interrupted"
+			}
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("run: %v, want %q", err, want)
+			}
+			// Appends let through may still be cut off by the stop (a line
+			// in flight when the import stops is not counted, though its
+			// events may have been written): at most one per worker.
+			allowed := int(store.allowed)
+			if counts.rejected != 0 || counts.imported > allowed || counts.imported < allowed-im.workers ||
+				counts.notProcessed < 1 || counts.total() >= lines {
+				t.Fatalf("counts %+v after %d appends were let through", counts, allowed)
+			}
+			h, err := mem.Head(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The lines counted as imported are in the store, and nothing
+			// beyond the appends let through.
+			recs, err := mem.ReadAll(context.Background(), eventstore.Start, eventstore.MaxReadLimit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			streams := map[string]bool{}
+			for _, r := range recs {
+				if strings.HasPrefix(r.StreamID, registry.StreamPrefix) {
+					streams[r.StreamID] = true
+				}
+			}
+			if len(streams) < counts.imported || len(streams) > allowed || h.IsStart() {
+				t.Fatalf("%d beneficiaries in the store, %d counted as imported", len(streams), counts.imported)
+			}
+		})
+	}
 }
