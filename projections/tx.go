@@ -284,6 +284,15 @@ func (r *Reader) Scan(lower, upper []byte, fn func(key, value []byte) (more bool
 	return nil
 }
 
+// iter is a raw iterator over the reader's keyspace (keys keep the prefix).
+func (r *Reader) iter() (*pebble.Iterator, error) {
+	it, err := r.r.NewIter(&pebble.IterOptions{LowerBound: r.prefix, UpperBound: prefixEnd(r.prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("projections: iterate: %w", err)
+	}
+	return it, nil
+}
+
 // PrefixEnd is the smallest key greater than every key that starts with p:
 // Scan(p, PrefixEnd(p), ...) visits exactly the keys starting with p.
 func PrefixEnd(p []byte) []byte { return prefixEnd(p) }

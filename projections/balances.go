@@ -1,0 +1,281 @@
+package projections
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/ansinh/ansinh/domain"
+	"github.com/ansinh/ansinh/domain/disbursement"
+	"github.com/ansinh/ansinh/domain/entitlement"
+)
+
+// The balances read model keeps, per beneficiary, where each obligation
+// stands (its latest attempt) and the person's share of the books (the
+// postings that name them). What is accrued is not stored: it depends on the
+// period asked about, so a query computes it with the domain's own
+// entitlement.OwedThrough from the registry record and the catalogue of the
+// same view.
+//
+//	b/<citizen ID>   balanceRecord (JSON)
+const balancesName = "balances"
+
+type balancesProjection struct{}
+
+func (balancesProjection) Name() string { return balancesName }
+func (balancesProjection) Version() int { return 1 }
+
+type balanceRecord struct {
+	// Obligations by stream name: the latest attempt of each.
+	Obligations map[string]*obligationBalance         `json:"obligations,omitempty"`
+	Accounts    map[disbursement.Account]domain.Money `json:"accounts,omitempty"`
+	TopUps      []TopUp                               `json:"top_ups,omitempty"`
+	Recoveries  []Recovery                            `json:"recoveries,omitempty"`
+}
+
+type obligationBalance struct {
+	Key       disbursement.ObligationKey `json:"key"`
+	Attempt   int                        `json:"attempt"`
+	Status    disbursement.Status        `json:"status"`
+	Gross     domain.Money               `json:"gross"`
+	Net       domain.Money               `json:"net"`
+	RunID     string                     `json:"run_id"`
+	PaymentID string                     `json:"payment_id"`
+}
+
+// TopUp is an approved top-up: an amount owed on top of the entitlements.
+type TopUp struct {
+	Correction string                     `json:"correction_id"`
+	Obligation disbursement.ObligationKey `json:"obligation"`
+	Amount     domain.Money               `json:"amount"`
+	Reason     string                     `json:"reason"`
+}
+
+// Recovery is an approved recovery or reversal: an amount the beneficiary
+// owes back.
+type Recovery struct {
+	Correction string                      `json:"correction_id"`
+	Kind       disbursement.CorrectionKind `json:"kind"`
+	Program    string                      `json:"program"`
+	Amount     domain.Money                `json:"amount"`
+	Mode       disbursement.RecoveryMode   `json:"mode"`
+}
+
+func (r *balanceRecord) AppendBinary(b []byte) ([]byte, error) { return appendJSON(b, r) }
+func (r *balanceRecord) UnmarshalBinary(b []byte) error        { return jsonUnmarshal(b, r) }
+
+func (balancesProjection) Apply(tx *Tx, ev *Event) error {
+	de, err := domainEvent(ev)
+	if de == nil {
+		return err
+	}
+	var cid string
+	ch, isPayment := paymentChange(de)
+	switch e := de.(type) {
+	case disbursement.TopUpGranted:
+		cid = e.CitizenID
+	case disbursement.RecoveryRaised:
+		cid = e.CitizenID
+	default:
+		if !isPayment {
+			return nil
+		}
+		cid = ch.ref.Obligation.CitizenID
+	}
+	postings, err := disbursement.Postings(de)
+	if err != nil {
+		return err
+	}
+	key := []byte("b/" + cid)
+	rec, found, err := Load[balanceRecord](tx, key)
+	if err != nil {
+		return err
+	}
+	if !found {
+		rec = &balanceRecord{}
+	}
+	if len(postings) > 0 && rec.Accounts == nil {
+		rec.Accounts = map[disbursement.Account]domain.Money{}
+	}
+	for _, p := range postings {
+		rec.Accounts[p.Account] = add(rec.Accounts[p.Account], p.Amount)
+	}
+	switch e := de.(type) {
+	case disbursement.TopUpGranted:
+		rec.TopUps = append(rec.TopUps, TopUp{Correction: e.Correction, Obligation: e.Obligation, Amount: e.Amount, Reason: e.Reason})
+	case disbursement.RecoveryRaised:
+		rec.Recoveries = append(rec.Recoveries, Recovery{Correction: e.Correction, Kind: e.Kind, Program: e.Program, Amount: e.Amount, Mode: e.Mode})
+	default:
+		stream := ch.ref.Obligation.Stream()
+		ob := rec.Obligations[stream]
+		switch {
+		case ch.issued != nil:
+			if rec.Obligations == nil {
+				rec.Obligations = map[string]*obligationBalance{}
+			}
+			rec.Obligations[stream] = &obligationBalance{
+				Key: ch.ref.Obligation, Attempt: ch.ref.Attempt, Status: ch.status,
+				Gross: ch.issued.Gross, Net: ch.issued.Net, RunID: ch.ref.RunID, PaymentID: ch.ref.PaymentID,
+			}
+		case ob != nil && ob.Attempt == ch.ref.Attempt:
+			ob.Status = ch.status
+		}
+	}
+	tx.Put(key, rec)
+	return nil
+}
+
+// BalanceLine is one obligation in a balance: owed (accrued, outstanding)
+// or paid (paid, in transit).
+type BalanceLine struct {
+	Program string        `json:"program"`
+	Period  domain.Period `json:"period"`
+	TopUp   string        `json:"top_up,omitempty"`
+	// Gross is what the obligation is worth (for an accrued line, what the
+	// entitlements owe today); Net what reaches the payee, after what is
+	// kept back to recover an overpayment.
+	Gross domain.Money `json:"gross"`
+	Net   domain.Money `json:"net"`
+	// Status of the obligation's latest attempt; "" if never issued.
+	Status    disbursement.Status `json:"status,omitempty"`
+	RunID     string              `json:"run_id,omitempty"`
+	PaymentID string              `json:"payment_id,omitempty"`
+}
+
+// BalanceBucket sums lines and lists the periods they cover.
+type BalanceBucket struct {
+	Gross   domain.Money    `json:"gross"`
+	Net     domain.Money    `json:"net"`
+	Periods []domain.Period `json:"periods"`
+	Lines   []BalanceLine   `json:"lines"`
+}
+
+func (b *BalanceBucket) add(l BalanceLine) {
+	b.Gross = add(b.Gross, l.Gross)
+	b.Net = add(b.Net, l.Net)
+	b.Lines = append(b.Lines, l)
+	if !slices.Contains(b.Periods, l.Period) {
+		b.Periods = append(b.Periods, l.Period)
+	}
+}
+
+func (b *BalanceBucket) finish() {
+	b.Gross, b.Net = zeroIfUnset(b.Gross), zeroIfUnset(b.Net)
+	slices.SortFunc(b.Periods, domain.Period.Compare)
+	if b.Periods == nil {
+		b.Periods = []domain.Period{}
+	}
+	if b.Lines == nil {
+		b.Lines = []BalanceLine{}
+	}
+}
+
+// Balance is where one beneficiary stands.
+//
+//   - Accrued: what the entitlements (and approved top-ups) owe for every
+//     period up to Through, at today's terms and rates.
+//   - Paid: obligations whose latest attempt settled. Net is what reached
+//     the payee; Gross - Net was kept back to recover an overpayment.
+//   - InTransit: issued or sent, with no answer from the bank yet.
+//   - Outstanding: accrued lines with nothing paid or on its way: never
+//     issued, or the last attempt failed, came back or was cancelled. A line
+//     paid at another amount than is owed today is not outstanding: the
+//     difference is settled by a top-up or a recovery correction.
+//   - Overpaid: the beneficiary's receivable, what recoveries still have to
+//     get back (raised less what payments kept back).
+type Balance struct {
+	CitizenID   string        `json:"citizen_id"`
+	Through     domain.Period `json:"through"`
+	Accrued     BalanceBucket `json:"accrued"`
+	Paid        BalanceBucket `json:"paid"`
+	InTransit   BalanceBucket `json:"in_transit"`
+	Outstanding BalanceBucket `json:"outstanding"`
+	Overpaid    domain.Money  `json:"overpaid"`
+	Recoveries  []Recovery    `json:"recoveries"`
+	TopUps      []TopUp       `json:"top_ups"`
+	// Accounts is the person's share of the double-entry books (debit
+	// positive), for auditors.
+	Accounts map[disbursement.Account]domain.Money `json:"accounts"`
+}
+
+func balance(reg, bal *Reader, cid string, through domain.Period, lim entitlement.Limits) (Balance, bool, error) {
+	rec, found, err := Read[regRecord](reg, []byte("b/"+cid))
+	if err != nil || !found || !rec.Registered {
+		return Balance{}, false, err
+	}
+	cat, err := catalogue(reg)
+	if err != nil {
+		return Balance{}, false, err
+	}
+	br, _, err := Read[balanceRecord](bal, []byte("b/"+cid))
+	if err != nil {
+		return Balance{}, false, err
+	}
+	if br == nil {
+		br = &balanceRecord{}
+	}
+	b := rec.Domain()
+	owed, err := entitlement.OwedThrough(b.Entitlements, b.Holder(), cat, through, lim)
+	if err != nil {
+		return Balance{}, false, fmt.Errorf("balance of %s: %w", cid, err)
+	}
+	out := Balance{CitizenID: cid, Through: through, Recoveries: br.Recoveries, TopUps: br.TopUps, Accounts: br.Accounts}
+	accrued := make([]disbursement.ObligationKey, 0, len(owed)+len(br.TopUps))
+	amounts := map[disbursement.ObligationKey]domain.Money{}
+	for _, l := range owed {
+		k := disbursement.ObligationKey{CitizenID: cid, Program: l.Program, Period: l.Period}
+		accrued = append(accrued, k)
+		amounts[k] = add(amounts[k], l.Amount)
+	}
+	for _, t := range br.TopUps {
+		if !t.Obligation.Period.After(through) {
+			accrued = append(accrued, t.Obligation)
+			amounts[t.Obligation] = add(amounts[t.Obligation], t.Amount)
+		}
+	}
+	seen := map[disbursement.ObligationKey]bool{}
+	for _, k := range accrued {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		line := BalanceLine{Program: k.Program, Period: k.Period, TopUp: k.TopUp, Gross: amounts[k], Net: amounts[k]}
+		ob := br.Obligations[k.Stream()]
+		if ob != nil {
+			line.Status, line.RunID, line.PaymentID = ob.Status, ob.RunID, ob.PaymentID
+		}
+		out.Accrued.add(line)
+		if ob == nil || ob.Status.Reopens() {
+			out.Outstanding.add(line)
+		}
+	}
+	streams := make([]string, 0, len(br.Obligations))
+	for s := range br.Obligations {
+		streams = append(streams, s)
+	}
+	slices.Sort(streams)
+	for _, s := range streams {
+		ob := br.Obligations[s]
+		line := BalanceLine{Program: ob.Key.Program, Period: ob.Key.Period, TopUp: ob.Key.TopUp, Gross: ob.Gross, Net: ob.Net,
+			Status: ob.Status, RunID: ob.RunID, PaymentID: ob.PaymentID}
+		switch {
+		case ob.Status == disbursement.StatusSettled:
+			out.Paid.add(line)
+		case inTransit(ob.Status):
+			out.InTransit.add(line)
+		}
+	}
+	for _, bk := range []*BalanceBucket{&out.Accrued, &out.Paid, &out.InTransit, &out.Outstanding} {
+		bk.finish()
+	}
+	out.Overpaid = zeroIfUnset(br.Accounts[disbursement.BeneficiaryReceivable])
+	if out.Accounts == nil {
+		out.Accounts = map[disbursement.Account]domain.Money{}
+	}
+	if out.Recoveries == nil {
+		out.Recoveries = []Recovery{}
+	}
+	if out.TopUps == nil {
+		out.TopUps = []TopUp{}
+	}
+	return out, true, nil
+}
