@@ -206,3 +206,27 @@ func TestExportErrors(t *testing.T) {
 		t.Fatalf("empty store: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }
+
+// With the embedded store, a store held by another (here: this process, as
+// a running server would) makes import and export fail at once, in one
+// line, before anything is written.
+func TestImportAndExportWhileTheStoreIsHeld(t *testing.T) {
+	data := t.TempDir()
+	held, err := pebble.Open(filepath.Join(data, "events"), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	for _, args := range [][]string{
+		{"import", "beneficiaries", "--file", sampleFile, "--data", data},
+		{"export", "events", "--data", data},
+	} {
+		code, stdout, stderr := runCmd(t, nil, args...)
+		if code != exitFailure || stdout != "" || !strings.Contains(stderr, "already open") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args[:2], code, stdout, stderr)
+		}
+	}
+	if h, err := held.Head(context.Background()); err != nil || !h.IsStart() {
+		t.Fatalf("head %s, %v: something was written", h, err)
+	}
+}

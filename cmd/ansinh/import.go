@@ -579,13 +579,12 @@ func splitCSVLine(dst []string, line string, delim byte) ([]string, error) {
 // enrolment is one CSV line as commands: a registration, and as the line
 // says, a bank account, a payment method and a grant. Deciding it yields the
 // events of them all, appended to the person's stream in one append: all or
-// nothing. It is also the line's normalised content: its digest is the
-// command ID, so a re-run of the same line is recognised by the ledger.
+// nothing.
 type enrolment struct {
 	Register registry.Register
-	Account  *registry.LinkBankAccount `json:",omitempty"`
-	Method   registry.PaymentMethod    `json:",omitempty"`
-	Grant    *entitlement.Grant        `json:",omitempty"`
+	Account  *registry.LinkBankAccount
+	Method   registry.PaymentMethod
+	Grant    *entitlement.Grant
 }
 
 // decide runs the domain's deciders one after the other, each on the state
@@ -623,12 +622,62 @@ func (e enrolment) decide(b registry.Beneficiary, reg registry.Env, ent entitlem
 	return out, nil
 }
 
+// importRecord is a line's normalised content, in a shape of its own so
+// that it does not change when the domain's command types do. The command
+// ID is its digest, and the ledger stores a hash of it (with its type
+// name) in every event's metadata, to tell a re-run of the line from
+// another command with the same ID: the type's name and JSON fields are
+// therefore part of what is stored; never rename them, or lines imported
+// before would be refused as "command_id_reused" instead of unchanged.
+type importRecord struct {
+	CitizenID     string `json:"citizen_id"`
+	FullName      string `json:"full_name"`
+	DateOfBirth   string `json:"date_of_birth"`
+	Sex           string `json:"sex"`
+	Street        string `json:"street"`
+	DistrictCode  string `json:"district_code"`
+	WardCode      string `json:"ward_code"`
+	Category      string `json:"category"`
+	HouseholdID   string `json:"household_id"`
+	BankCode      string `json:"bank_code"`
+	AccountNumber string `json:"account_number"`
+	AccountHolder string `json:"account_holder"`
+	PaymentMethod string `json:"payment_method"`
+	Program       string `json:"program"`
+	Coefficient   string `json:"coefficient"`
+	Amount        string `json:"amount"`
+	StartPeriod   string `json:"start_period"`
+}
+
+// record is e's normalised content.
+func (e enrolment) record() importRecord {
+	r := e.Register
+	rec := importRecord{
+		CitizenID: r.CitizenID, FullName: r.FullName, DateOfBirth: r.DateOfBirth.String(), Sex: string(r.Sex),
+		Street: r.Address.Street, DistrictCode: r.Address.DistrictCode, WardCode: r.Address.WardCode,
+		Category: string(r.Category), HouseholdID: r.HouseholdID, PaymentMethod: string(e.Method),
+	}
+	if a := e.Account; a != nil {
+		rec.BankCode, rec.AccountNumber, rec.AccountHolder = a.BankCode, a.AccountNumber, a.HolderName
+	}
+	if g := e.Grant; g != nil {
+		rec.Program, rec.StartPeriod = g.Program, g.Start.String()
+		if g.Coefficient != nil {
+			rec.Coefficient = g.Coefficient.String()
+		}
+		if g.Amount != nil {
+			rec.Amount = g.Amount.Amount.String()
+		}
+	}
+	return rec
+}
+
 // commandID is the ledger command ID of the line: a digest of its
 // normalised content, so that the same person with the same details gets
 // the same ID however the file spells them (quotes, spaces, NFC or NFD,
 // DD/MM/YYYY or YYYY-MM-DD), and any real change gets another.
-func (e enrolment) commandID() (string, error) {
-	b, err := json.Marshal(e)
+func (rec importRecord) commandID() (string, error) {
+	b, err := json.Marshal(rec)
 	if err != nil {
 		return "", err
 	}
@@ -923,6 +972,7 @@ type lineJob struct {
 	line      int // line number in the file, from 1 (the header)
 	citizenID string
 	enrol     enrolment
+	record    importRecord // what the ledger hashes to recognise a re-run
 	commandID string
 
 	outcome outcome
@@ -1108,7 +1158,8 @@ func (im *importer) parse(j *lineJob, text string, fields []string, firstLine ma
 	if j.enrol, err = rec.enrolment(id, im.defaultGrant); err != nil {
 		return fields, false, err
 	}
-	if j.commandID, err = j.enrol.commandID(); err != nil {
+	j.record = j.enrol.record()
+	if j.commandID, err = j.record.commandID(); err != nil {
 		return fields, false, fmt.Errorf("command ID: %w", err)
 	}
 	return fields, false, nil
@@ -1136,7 +1187,7 @@ func (im *importer) process(ctx context.Context, j *lineJob) {
 		Actor: im.actor, CommandID: j.commandID, CorrelationID: im.correlation,
 		Reason: fmt.Sprintf("%s, line %d", im.reason, j.line),
 	}
-	res, err := ledger.Handle(ctx, im.led, stream, req, j.enrol, func(b registry.Beneficiary) ([]domain.Event, error) {
+	res, err := ledger.Handle(ctx, im.led, stream, req, j.record, func(b registry.Beneficiary) ([]domain.Event, error) {
 		return j.enrol.decide(b, reg, ent)
 	})
 	im.classify(ctx, j, res.Replayed, err)

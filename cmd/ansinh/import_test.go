@@ -594,7 +594,7 @@ func TestEnrolmentCommandID(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		id, err := e.commandID()
+		id, err := e.record().commandID()
 		if err != nil {
 			t.Fatal(err)
 		}
