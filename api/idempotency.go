@@ -283,7 +283,8 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 		resp := recordedResponse{status: status, header: http.Header{}, body: rec.body, tooLarge: rec.overflow}
 		for _, h := range replayedHeaders {
 			if v := c.Response().Header().Values(h); len(v) > 0 {
-				resp.header[h] = v
+				// Canonical key, so the replay is found by Header.Get.
+				resp.header[http.CanonicalHeaderKey(h)] = v
 			}
 		}
 		if resp.tooLarge {

@@ -96,7 +96,7 @@ func (p *Problem) WithCause(err error) *Problem {
 var problemTitles = map[string]string{
 	"bad_request":                "The request is malformed",
 	"invalid_json":               "The request body is not acceptable JSON",
-	"unsupported_media_type":     "The request body must be JSON",
+	"unsupported_media_type":     "The request body has the wrong media type",
 	"unauthorized":               "Authentication is required",
 	"forbidden":                  "Your role does not allow this",
 	"not_found":                  "Not found",
