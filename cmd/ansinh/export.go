@@ -120,7 +120,11 @@ func exportEvents(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer func() {
+		if cerr := store.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close event store: %w", cerr))
+		}
+	}()
 	head, err := store.Head(ctx)
 	if err != nil {
 		return fmt.Errorf("head of the log: %w", err)

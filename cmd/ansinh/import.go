@@ -121,7 +121,7 @@ func parseImport(args []string, stdout io.Writer, getenv func(string) string) (i
 	return cfg, cfg.store.validate()
 }
 
-func importBeneficiaries(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func importBeneficiaries(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (err error) {
 	cfg, err := parseImport(args, stdout, getenv)
 	if err != nil {
 		return err
@@ -140,7 +140,11 @@ func importBeneficiaries(ctx context.Context, args []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer func() {
+		if cerr := store.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close event store: %w", cerr))
+		}
+	}()
 	led := ledger.New(store, ledger.DefaultConfig())
 	actor, err := importActor(ctx, store, cfg.as)
 	if err != nil {
