@@ -47,13 +47,16 @@ func Replay(ctx context.Context, store eventstore.Store, db *DB, projs []Project
 			return nil, fmt.Errorf("projections: replay into a database that already holds %s", m.name)
 		}
 	}
-	if err := r.replay(ctx, ms, until); err != nil {
+	if err := r.replay(ctx, ms, until, true); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-func (r *Runner) replay(ctx context.Context, ms []*member, until Until) error {
+// replay applies the log from the start up to until. With stopOnFailure a
+// projection that fails ends the replay with its failure; without, it is
+// left stopped (see member.failure) and the others go on.
+func (r *Runner) replay(ctx context.Context, ms []*member, until Until, stopOnFailure bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	f := r.startFeed(ctx, eventstore.Start, false)
@@ -77,7 +80,7 @@ func (r *Runner) replay(ctx context.Context, ms []*member, until Until) error {
 		}
 		n += r.applyAll(ms, events)
 		for _, m := range ms {
-			if m.failure != nil {
+			if m.failure != nil && stopOnFailure {
 				return m.failure
 			}
 		}

@@ -369,16 +369,23 @@ func (s *Set) compareWithReplay(ctx context.Context, store eventstore.Store, cod
 	if err != nil {
 		return nil, err
 	}
+	members := fresh.liveMembers()
 	if !pos.IsStart() { // at the start nothing is applied: the replay stays empty
-		if err := fresh.replay(ctx, fresh.liveMembers(), until); err != nil {
+		if err := fresh.replay(ctx, members, until, false); err != nil {
 			return nil, fmt.Errorf("projections: verify: replay: %w", err)
 		}
 	}
 	fv := fresh.View()
 	defer fv.Close()
 	var out []ProjectionCheck
-	for _, p := range projs {
+	for i, p := range projs {
 		c := ProjectionCheck{Name: p.Name(), Position: pos}
+		if f := members[i].failure; f != nil {
+			// The live one applied these events; a replay cannot.
+			c.Difference = "a fresh replay stops: " + f.Error()
+			out = append(out, c)
+			continue
+		}
 		diff, err := firstDifference(live.Reader(p.Name()), fv.Reader(p.Name()))
 		if err != nil {
 			return nil, err
