@@ -154,7 +154,7 @@ func scanJSON(b []byte, stack []uint64) (valid, tooDeep bool) {
 				if i = scanKey(b, skipSpace(b, i)); i < 0 {
 					return false, false
 				}
-			case c == ',':
+			case c == ',': // an array's next value follows directly
 			case c == '}' && inObject, c == ']' && !inObject:
 				depth--
 				continue
