@@ -391,19 +391,36 @@ func txKeys(ms []*member) int {
 }
 
 // applyAll applies events to every member that has not seen them yet, and
-// returns how many events it looked at.
+// returns how many events it looked at. Members are independent (each has
+// its own Tx and keyspace), so each applies the page on its own goroutine:
+// on two cores the read models no longer wait for one another.
 func (r *Runner) applyAll(ms []*member, events []Event) int {
-	for i := range events {
-		ev := &events[i]
-		for _, m := range ms {
+	apply := func(m *member) {
+		for i := range events {
+			ev := &events[i]
 			if m.failure != nil || ev.Position.Compare(m.applied.Position) <= 0 {
 				continue
 			}
 			r.applyOne(m, ev)
 		}
 	}
+	if len(ms) == 1 || len(events) < parallelMinEvents {
+		for _, m := range ms {
+			apply(m)
+		}
+		return len(events)
+	}
+	var wg sync.WaitGroup
+	for _, m := range ms {
+		wg.Go(func() { apply(m) })
+	}
+	wg.Wait()
 	return len(events)
 }
+
+// parallelMinEvents: below it, starting goroutines costs more than it
+// saves (a live batch is often one event).
+const parallelMinEvents = 64
 
 func (r *Runner) applyOne(m *member, ev *Event) {
 	if err := safeApply(m.proj, m.tx, ev); err != nil {
@@ -445,26 +462,54 @@ func (r *Runner) notifyLocked() {
 }
 
 // commit writes every member's changes and new checkpoint in one batch.
+// Each member encodes its values into a batch of its own, in parallel; the
+// batches are then joined, so the commit stays one atomic write.
 func (r *Runner) commit(ms []*member) error {
-	b := r.db.pdb.NewBatch()
-	defer b.Close()
 	var moved []*member
-	var buf []byte
 	for _, m := range ms {
-		if m.failure != nil || m.applied == m.committed {
-			continue
+		if m.failure == nil && m.applied != m.committed {
+			moved = append(moved, m)
 		}
-		var err error
-		if buf, err = m.tx.writeTo(b, buf); err != nil {
-			return fmt.Errorf("projections: commit %s: %w", m.name, err)
-		}
-		if err := b.Set(m.ckptKey, m.applied.encode(), nil); err != nil {
-			return fmt.Errorf("projections: commit %s: %w", m.name, err)
-		}
-		moved = append(moved, m)
 	}
 	if len(moved) == 0 {
 		return nil
+	}
+	batches := make([]*pebble.Batch, len(moved))
+	errs := make([]error, len(moved))
+	encode := func(i int) {
+		m := moved[i]
+		b := r.db.pdb.NewBatch()
+		batches[i] = b
+		if _, err := m.tx.writeTo(b, nil); err != nil {
+			errs[i] = fmt.Errorf("projections: commit %s: %w", m.name, err)
+			return
+		}
+		if err := b.Set(m.ckptKey, m.applied.encode(), nil); err != nil {
+			errs[i] = fmt.Errorf("projections: commit %s: %w", m.name, err)
+		}
+	}
+	if len(moved) == 1 {
+		encode(0)
+	} else {
+		var wg sync.WaitGroup
+		for i := range moved {
+			wg.Go(func() { encode(i) })
+		}
+		wg.Wait()
+	}
+	b := batches[0]
+	defer func() {
+		for _, x := range batches {
+			_ = x.Close()
+		}
+	}()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, x := range batches[1:] {
+		if err := b.Apply(x, nil); err != nil {
+			return fmt.Errorf("projections: commit: %w", err)
+		}
 	}
 	// NoSync: a projection is derived data. If the machine loses power the
 	// WAL's tail may be lost, but Pebble recovers a prefix of whole batches,
