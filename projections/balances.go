@@ -16,21 +16,19 @@ import (
 // entitlement.OwedThrough from the registry record and the catalogue of the
 // same view.
 //
-//	b/<citizen ID>   balanceRecord (JSON)
+// One small key per obligation rather than one record per person: a payment
+// event then rewrites a hundred bytes, not the person's whole history.
+//
+//	o/<citizen ID>/<obligation stream>   obligationBalance
+//	acc/<citizen ID>                     the person's account balances
+//	t/<citizen ID>/<correction>          TopUp
+//	rv/<citizen ID>/<correction>         Recovery
 const balancesName = "balances"
 
 type balancesProjection struct{}
 
 func (balancesProjection) Name() string { return balancesName }
-func (balancesProjection) Version() int { return 1 }
-
-type balanceRecord struct {
-	// Obligations by stream name: the latest attempt of each.
-	Obligations map[string]*obligationBalance         `json:"obligations,omitempty"`
-	Accounts    map[disbursement.Account]domain.Money `json:"accounts,omitempty"`
-	TopUps      []TopUp                               `json:"top_ups,omitempty"`
-	Recoveries  []Recovery                            `json:"recoveries,omitempty"`
-}
+func (balancesProjection) Version() int { return 2 }
 
 type obligationBalance struct {
 	Key       disbursement.ObligationKey `json:"key"`
@@ -42,6 +40,8 @@ type obligationBalance struct {
 	PaymentID string                     `json:"payment_id"`
 }
 
+type accounts map[disbursement.Account]domain.Money
+
 // TopUp is an approved top-up: an amount owed on top of the entitlements.
 type TopUp struct {
 	Correction string                     `json:"correction_id"`
@@ -49,6 +49,9 @@ type TopUp struct {
 	Amount     domain.Money               `json:"amount"`
 	Reason     string                     `json:"reason"`
 }
+
+func (t *TopUp) AppendBinary(b []byte) ([]byte, error) { return appendJSON(b, t) }
+func (t *TopUp) UnmarshalBinary(b []byte) error        { return jsonUnmarshal(b, t) }
 
 // Recovery is an approved recovery or reversal: an amount the beneficiary
 // owes back.
@@ -60,8 +63,8 @@ type Recovery struct {
 	Mode       disbursement.RecoveryMode   `json:"mode"`
 }
 
-func (r *balanceRecord) AppendBinary(b []byte) ([]byte, error) { return appendJSON(b, r) }
-func (r *balanceRecord) UnmarshalBinary(b []byte) error        { return jsonUnmarshal(b, r) }
+func (r *Recovery) AppendBinary(b []byte) ([]byte, error) { return appendJSON(b, r) }
+func (r *Recovery) UnmarshalBinary(b []byte) error        { return jsonUnmarshal(b, r) }
 
 func (balancesProjection) Apply(tx *Tx, ev *Event) error {
 	de, err := domainEvent(ev)
@@ -73,54 +76,49 @@ func (balancesProjection) Apply(tx *Tx, ev *Event) error {
 	switch e := de.(type) {
 	case disbursement.TopUpGranted:
 		cid = e.CitizenID
+		tx.Put([]byte("t/"+cid+"/"+e.Correction), &TopUp{Correction: e.Correction, Obligation: e.Obligation, Amount: e.Amount, Reason: e.Reason})
 	case disbursement.RecoveryRaised:
 		cid = e.CitizenID
+		tx.Put([]byte("rv/"+cid+"/"+e.Correction), &Recovery{Correction: e.Correction, Kind: e.Kind, Program: e.Program, Amount: e.Amount, Mode: e.Mode})
 	default:
 		if !isPayment {
 			return nil
 		}
 		cid = ch.ref.Obligation.CitizenID
+		key := []byte("o/" + cid + "/" + ch.ref.Obligation.Stream())
+		switch {
+		case ch.issued != nil:
+			tx.Put(key, &obligationBalance{
+				Key: ch.ref.Obligation, Attempt: ch.ref.Attempt, Status: ch.status,
+				Gross: ch.issued.Gross, Net: ch.issued.Net, RunID: ch.ref.RunID, PaymentID: ch.ref.PaymentID,
+			})
+		default:
+			ob, found, err := Load[obligationBalance](tx, key)
+			if err != nil {
+				return err
+			}
+			if found && ob.Attempt == ch.ref.Attempt {
+				ob.Status = ch.status
+				tx.Put(key, ob)
+			}
+		}
 	}
 	postings, err := disbursement.Postings(de)
-	if err != nil {
+	if err != nil || len(postings) == 0 {
 		return err
 	}
-	key := []byte("b/" + cid)
-	rec, found, err := Load[balanceRecord](tx, key)
+	key := []byte("acc/" + cid)
+	acc, found, err := Load[accounts](tx, key)
 	if err != nil {
 		return err
 	}
 	if !found {
-		rec = &balanceRecord{}
-	}
-	if len(postings) > 0 && rec.Accounts == nil {
-		rec.Accounts = map[disbursement.Account]domain.Money{}
+		acc = &accounts{}
 	}
 	for _, p := range postings {
-		rec.Accounts[p.Account] = add(rec.Accounts[p.Account], p.Amount)
+		(*acc)[p.Account] = add((*acc)[p.Account], p.Amount)
 	}
-	switch e := de.(type) {
-	case disbursement.TopUpGranted:
-		rec.TopUps = append(rec.TopUps, TopUp{Correction: e.Correction, Obligation: e.Obligation, Amount: e.Amount, Reason: e.Reason})
-	case disbursement.RecoveryRaised:
-		rec.Recoveries = append(rec.Recoveries, Recovery{Correction: e.Correction, Kind: e.Kind, Program: e.Program, Amount: e.Amount, Mode: e.Mode})
-	default:
-		stream := ch.ref.Obligation.Stream()
-		ob := rec.Obligations[stream]
-		switch {
-		case ch.issued != nil:
-			if rec.Obligations == nil {
-				rec.Obligations = map[string]*obligationBalance{}
-			}
-			rec.Obligations[stream] = &obligationBalance{
-				Key: ch.ref.Obligation, Attempt: ch.ref.Attempt, Status: ch.status,
-				Gross: ch.issued.Gross, Net: ch.issued.Net, RunID: ch.ref.RunID, PaymentID: ch.ref.PaymentID,
-			}
-		case ob != nil && ob.Attempt == ch.ref.Attempt:
-			ob.Status = ch.status
-		}
-	}
-	tx.Put(key, rec)
+	tx.Put(key, acc)
 	return nil
 }
 
@@ -206,27 +204,43 @@ func balance(reg, bal *Reader, cid string, through domain.Period, lim entitlemen
 	if err != nil {
 		return Balance{}, false, err
 	}
-	br, _, err := Read[balanceRecord](bal, []byte("b/"+cid))
+	var obs []*obligationBalance
+	var topUps []TopUp
+	var recoveries []Recovery
+	if err := scanValues(bal, "o/"+cid+"/", func(o *obligationBalance) { obs = append(obs, o) }); err != nil {
+		return Balance{}, false, err
+	}
+	if err := scanValues(bal, "t/"+cid+"/", func(t *TopUp) { topUps = append(topUps, *t) }); err != nil {
+		return Balance{}, false, err
+	}
+	if err := scanValues(bal, "rv/"+cid+"/", func(r *Recovery) { recoveries = append(recoveries, *r) }); err != nil {
+		return Balance{}, false, err
+	}
+	acc, _, err := Read[accounts](bal, []byte("acc/"+cid))
 	if err != nil {
 		return Balance{}, false, err
 	}
-	if br == nil {
-		br = &balanceRecord{}
+	if acc == nil {
+		acc = &accounts{}
+	}
+	byStream := map[string]*obligationBalance{}
+	for _, o := range obs {
+		byStream[o.Key.Stream()] = o
 	}
 	b := rec.Domain()
 	owed, err := entitlement.OwedThrough(b.Entitlements, b.Holder(), cat, through, lim)
 	if err != nil {
 		return Balance{}, false, fmt.Errorf("balance of %s: %w", cid, err)
 	}
-	out := Balance{CitizenID: cid, Through: through, Recoveries: br.Recoveries, TopUps: br.TopUps, Accounts: br.Accounts}
-	accrued := make([]disbursement.ObligationKey, 0, len(owed)+len(br.TopUps))
+	out := Balance{CitizenID: cid, Through: through, Recoveries: recoveries, TopUps: topUps, Accounts: *acc}
+	accrued := make([]disbursement.ObligationKey, 0, len(owed)+len(topUps))
 	amounts := map[disbursement.ObligationKey]domain.Money{}
 	for _, l := range owed {
 		k := disbursement.ObligationKey{CitizenID: cid, Program: l.Program, Period: l.Period}
 		accrued = append(accrued, k)
 		amounts[k] = add(amounts[k], l.Amount)
 	}
-	for _, t := range br.TopUps {
+	for _, t := range topUps {
 		if !t.Obligation.Period.After(through) {
 			accrued = append(accrued, t.Obligation)
 			amounts[t.Obligation] = add(amounts[t.Obligation], t.Amount)
@@ -239,7 +253,7 @@ func balance(reg, bal *Reader, cid string, through domain.Period, lim entitlemen
 		}
 		seen[k] = true
 		line := BalanceLine{Program: k.Program, Period: k.Period, TopUp: k.TopUp, Gross: amounts[k], Net: amounts[k]}
-		ob := br.Obligations[k.Stream()]
+		ob := byStream[k.Stream()]
 		if ob != nil {
 			line.Status, line.RunID, line.PaymentID = ob.Status, ob.RunID, ob.PaymentID
 		}
@@ -248,13 +262,7 @@ func balance(reg, bal *Reader, cid string, through domain.Period, lim entitlemen
 			out.Outstanding.add(line)
 		}
 	}
-	streams := make([]string, 0, len(br.Obligations))
-	for s := range br.Obligations {
-		streams = append(streams, s)
-	}
-	slices.Sort(streams)
-	for _, s := range streams {
-		ob := br.Obligations[s]
+	for _, ob := range obs { // in key order: by program, period
 		line := BalanceLine{Program: ob.Key.Program, Period: ob.Key.Period, TopUp: ob.Key.TopUp, Gross: ob.Gross, Net: ob.Net,
 			Status: ob.Status, RunID: ob.RunID, PaymentID: ob.PaymentID}
 		switch {
@@ -267,10 +275,7 @@ func balance(reg, bal *Reader, cid string, through domain.Period, lim entitlemen
 	for _, bk := range []*BalanceBucket{&out.Accrued, &out.Paid, &out.InTransit, &out.Outstanding} {
 		bk.finish()
 	}
-	out.Overpaid = zeroIfUnset(br.Accounts[disbursement.BeneficiaryReceivable])
-	if out.Accounts == nil {
-		out.Accounts = map[disbursement.Account]domain.Money{}
-	}
+	out.Overpaid = zeroIfUnset((*acc)[disbursement.BeneficiaryReceivable])
 	if out.Recoveries == nil {
 		out.Recoveries = []Recovery{}
 	}
@@ -278,4 +283,17 @@ func balance(reg, bal *Reader, cid string, through domain.Period, lim entitlemen
 		out.TopUps = []TopUp{}
 	}
 	return out, true, nil
+}
+
+// scanValues decodes every value under prefix into a fresh *T and hands it
+// to f, in key order.
+func scanValues[T any, P decodable[T]](r *Reader, prefix string, f func(P)) error {
+	return r.Scan([]byte(prefix), prefixEnd([]byte(prefix)), func(k, v []byte) (bool, error) {
+		p := P(new(T))
+		if err := p.UnmarshalBinary(v); err != nil {
+			return false, fmt.Errorf("%q: %w", k, err)
+		}
+		f(p)
+		return true, nil
+	})
 }

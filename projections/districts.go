@@ -71,9 +71,6 @@ type obligationState struct {
 	Net      domain.Money        `json:"net"`
 }
 
-func (o *obligationState) AppendBinary(b []byte) ([]byte, error) { return appendJSON(b, o) }
-func (o *obligationState) UnmarshalBinary(b []byte) error        { return jsonUnmarshal(b, o) }
-
 // PeriodTotals are the obligations of one district and period, by where
 // their latest attempt stands. Due is every obligation a run issued and did
 // not withdraw: Due = Paid + Failed + InTransit + Reversed. Failed ones are

@@ -70,9 +70,6 @@ type PaymentRow struct {
 	Trace      disbursement.Trace `json:"trace"`
 }
 
-func (r *PaymentRow) AppendBinary(b []byte) ([]byte, error) { return appendJSON(b, r) }
-func (r *PaymentRow) UnmarshalBinary(b []byte) error        { return jsonUnmarshal(b, r) }
-
 // StatusTotal counts lines and sums their amounts.
 type StatusTotal struct {
 	Lines int          `json:"lines"`

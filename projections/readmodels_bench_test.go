@@ -110,7 +110,7 @@ func buildLedgerLog(b *testing.B, people, months int) (*espebble.Store, int) {
 		ps[i] = p
 		evs := []domain.Event{
 			registry.BeneficiaryRegistered{CitizenID: p.cid, FullName: name, DateOfBirth: domain.MustDate(fmt.Sprintf("%d-05-01", 1930+i%60)), Sex: sex,
-				Address: registry.Address{DistrictCode: d.Code, DistrictName: d.Name, WardCode: w.Code, WardName: w.Name, Catalogue: registry.AdminCatalogueVersion},
+				Address:  registry.Address{DistrictCode: d.Code, DistrictName: d.Name, WardCode: w.Code, WardName: w.Name, Catalogue: registry.AdminCatalogueVersion},
 				Category: registry.Categories[i%len(registry.Categories)]},
 			entitlement.EntitlementGranted{CitizenID: p.cid, EntitlementID: "E1", Program: entitlement.SocialMonthly, Kind: entitlement.Monthly,
 				Start: domain.MustPeriod("2024-01"), Coefficient: &coef},

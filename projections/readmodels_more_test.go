@@ -312,3 +312,58 @@ func TestRebuildOfAReadModelWhileCommandsRun(t *testing.T) {
 		t.Errorf("verify after the rebuild: %+v %v", rep, err)
 	}
 }
+
+func TestBinaryValuesRoundTrip(t *testing.T) {
+	// When a field is added to one of these, bincodec.go must write it.
+	for typ, want := range map[reflect.Type]int{
+		reflect.TypeOf(PaymentRow{}):                 16,
+		reflect.TypeOf(PaymentPayee{}):               8,
+		reflect.TypeOf(disbursement.Trace{}):         4,
+		reflect.TypeOf(disbursement.ObligationKey{}): 4,
+		reflect.TypeOf(obligationBalance{}):          7,
+		reflect.TypeOf(obligationState{}):            6,
+	} {
+		if typ.NumField() != want {
+			t.Errorf("%s has %d fields, bincodec.go writes %d", typ, typ.NumField(), want)
+		}
+	}
+	rate := vndOf(360_000)
+	at := time.Date(2024, 1, 20, 2, 30, 0, 123, time.UTC)
+	key := disbursement.ObligationKey{CitizenID: "001050000001", Program: monthly, Period: feb24, TopUp: "CORR-1"}
+	values := []interface {
+		Value
+		UnmarshalBinary([]byte) error
+	}{
+		&PaymentRow{Obligation: key, Attempt: 2, RunID: "R1", PaymentID: "R1-001050000001-b123456",
+			Payee: PaymentPayee{CitizenID: "001168000005", Name: "Lê Thị Dung", Proxy: true, Method: disbursement.MethodBank,
+				BankCode: "VCB", AccountMasked: "*********4567", District: "004", Ward: "00121"},
+			Gross: vndOf(540_000), Net: vndOf(360_000), Offsets: []disbursement.Offset{{Correction: "C1", Amount: vndOf(180_000)}},
+			Status: disbursement.StatusReturned, Reference: "FT1", Reason: "account_closed", Detail: "closed",
+			IssuedAt: at, UpdatedAt: at.Add(time.Hour), AnsweredAt: at.Add(2 * time.Hour),
+			Trace: disbursement.Trace{Entitlement: "E1", Rule: "rule", Rate: &rate, Decree: "Decree 20/2021/ND-CP"}},
+		&PaymentRow{Obligation: key, Gross: vndOf(1), Net: vndOf(0)}, // zero times, no rate, no offsets
+		&obligationBalance{Key: key, Attempt: 1, Status: disbursement.StatusSettled, Gross: vndOf(540_000), Net: vndOf(540_000), RunID: "R", PaymentID: "P"},
+		&obligationState{District: "004", Period: jan24, Attempt: 3, Status: disbursement.StatusFailed, Gross: vndOf(-5), Net: vndOf(7)},
+		&accounts{disbursement.BankDisbursed: vndOf(-1_860_000), disbursement.BeneficiaryReceivable: vndOf(0)},
+	}
+	for _, v := range values {
+		enc, err := v.AppendBinary(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back := reflect.New(reflect.TypeOf(v).Elem()).Interface().(interface{ UnmarshalBinary([]byte) error })
+		if err := back.UnmarshalBinary(enc); err != nil {
+			t.Fatalf("%T: %v", v, err)
+		}
+		if !reflect.DeepEqual(back, v) {
+			t.Errorf("%T round trip:\n got %+v\nwant %+v", v, back, v)
+		}
+		if err := back.UnmarshalBinary(enc[:len(enc)-1]); err == nil {
+			t.Errorf("%T: a truncated value decoded", v)
+		}
+	}
+	// An amount that is not whole dong is refused, never rounded.
+	if _, err := (&obligationState{Gross: domain.Money{Amount: decimal.RequireFromString("0.5"), Currency: domain.VND}}).AppendBinary(nil); err == nil {
+		t.Error("half a dong was encoded")
+	}
+}
