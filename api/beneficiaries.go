@@ -22,7 +22,7 @@ import (
 // POST .../bank-account/unlink, replacing it POST .../bank-account/replace.
 //
 // Searching the registry (by name, district, ward, category) is a query on
-// the projections and is not served here.
+// the registry read model: search.go.
 
 // registryWriters may change the registry and entitlements, as the ledger
 // allows (it also allows the system role, which no person has).
@@ -33,6 +33,7 @@ func (s *Server) beneficiaryRoutes() []Route {
 	w := registryWriters
 	return []Route{
 		{Method: http.MethodPost, Path: "/v1/beneficiaries", Handler: s.registerBeneficiary, Roles: w},
+		{Method: http.MethodGet, Path: "/v1/beneficiaries", Handler: s.searchBeneficiaries, Roles: AllRoles}, // search.go
 		{Method: http.MethodGet, Path: one, Handler: s.getBeneficiary, Roles: AllRoles},
 		{Method: http.MethodPost, Path: one + "/corrections", Handler: s.correctBeneficiary, Roles: w},
 		{Method: http.MethodPost, Path: one + "/death", Handler: s.recordDeath, Roles: w},

@@ -186,7 +186,10 @@ func (cs *calculations) close() {
 // cancelled (each is reported failed, calculation_interrupted, and resumes
 // where it stopped when calculate is sent again) and Close waits for them.
 // Call it after the HTTP server has shut down, before closing the store.
-func (s *Server) Close() { s.calcs.close() }
+func (s *Server) Close() {
+	s.calcs.close()
+	s.reads.verifications.close() // audit.go
+}
 
 type calculateRequest struct {
 	Reason string `json:"reason"`
@@ -254,15 +257,8 @@ func (s *Server) calculateRun(c echo.Context) error {
 // calculate is the background job: it runs the ledger's calculation to the
 // end, or until its deadline or Close, and records and logs the outcome.
 func (s *Server) calculate(ctx context.Context, log *slog.Logger, runID string, req ledger.Request, pageSize int, job *calculationJSON) {
-	var (
-		sum    ledger.RunSummary
-		err    error
-		roster = s.deps.Roster
-	)
-	if roster == nil {
-		// No registry projection: read the registrations from the log.
-		roster, err = s.deps.Ledger.ScanRoster(ctx)
-	}
+	var sum ledger.RunSummary
+	roster, err := s.calculationRoster(ctx) // roster.go
 	if err == nil {
 		sum, err = s.deps.Ledger.CalculateRun(ctx, req, runID, roster, ledger.CalculateOptions{PageSize: pageSize,
 			Progress: func(p ledger.CalculationProgress) {

@@ -12,6 +12,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,8 @@ import (
 	"github.com/ansinh/ansinh/domain"
 	"github.com/ansinh/ansinh/eventstore"
 	"github.com/ansinh/ansinh/ledger"
+	"github.com/ansinh/ansinh/projections"
+	"github.com/ansinh/ansinh/projections/audit"
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 )
@@ -134,8 +137,20 @@ type Deps struct {
 	Roster ledger.Roster
 	// Projections serves read-your-writes waits, /readyz's lag check and the
 	// lag gauge. Nil until the projections exist: queries that need it then
-	// answer 503.
+	// answer 503. When nil and ReadModels is set, ReadModels serves.
 	Projections Projections
+	// ReadModels answer the read side (search, balances, histories,
+	// reports, the projection-backed trial balance, verification). Nil:
+	// those routes answer 503 projections_unavailable. When Roster is nil,
+	// ReadModels is the payout calculations' roster too.
+	ReadModels *projections.Set
+	// SealKeys are the Ed25519 public keys whose seals verification
+	// trusts (the sealer's own first), and that GET /v1/seals/public-key
+	// hands to auditors.
+	SealKeys []ed25519.PublicKey
+	// Sealer, when this process seals the log, reports its progress in
+	// GET /v1/projections. Nil: not shown.
+	Sealer *audit.Sealer
 	// Metrics is where the API registers its collectors; nil makes a fresh
 	// registry.
 	Metrics *Metrics
@@ -163,6 +178,7 @@ type Server struct {
 	limiter     *rateLimiter
 	jwt         *jwtVerifier
 	calcs       calculations // background run calculations; Close stops them
+	reads       readSide     // as-of replays and verifications (readside.go)
 
 	spec     *openapi3.T
 	docsHTML []byte
@@ -208,6 +224,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if deps.Metrics == nil {
 		deps.Metrics = NewMetrics()
+	}
+	if deps.ReadModels != nil {
+		if deps.Projections == nil {
+			deps.Projections = deps.ReadModels
+		}
+		if deps.Roster == nil {
+			deps.Roster = deps.ReadModels
+		}
 	}
 	s := &Server{
 		cfg:         cfg,
@@ -255,6 +279,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.reconciliationRoutes(),
 		s.correctionRoutes(),
 		s.trialBalanceRoutes(),
+		s.balanceRoutes(),
+		s.reportRoutes(),
+		s.auditRoutes(),
 		// New resources add their routes here.
 	} {
 		for _, r := range group {
