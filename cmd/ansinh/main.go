@@ -7,6 +7,9 @@
 //	ansinh users disable --name N         lock a user out
 //	ansinh import beneficiaries --file F.csv  register beneficiaries from a CSV file
 //	ansinh export events [--out F]        the event log as JSON Lines, for auditors
+//	ansinh rebuild [--projection NAME]    rebuild read models from the log (offline)
+//	ansinh replay --as-of WHEN            balances and reports as the ledger knew them then
+//	ansinh verify [--public-key F]        check the log, its seals, the books and the read models
 //	ansinh version
 //
 // Settings come from flags, then environment variables (ANSINH_ADDR,
@@ -57,6 +60,9 @@ commands:
   users      manage users and API tokens: add, list, token, disable
   import     import beneficiaries from a CSV file (see ansinh import -h)
   export     export the event log as JSON Lines (see ansinh export -h)
+  rebuild    rebuild read models from the event log, offline (see ansinh rebuild -h)
+  replay     replay the log up to a date or position and print a balance or report (see ansinh replay -h)
+  verify     check the log's hash chain and seals, the books and the read models (see ansinh verify -h)
   version    print the version
 
 Flags win over environment variables (ANSINH_ADDR, ANSINH_DATA, ANSINH_STORE,
@@ -81,12 +87,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = importCommand(ctx, args[1:], stdout, stderr, getenv)
 	case "export":
 		err = exportCommand(ctx, args[1:], stdout, stderr, getenv)
+	case "rebuild":
+		err = rebuildCommand(ctx, args[1:], stdout, stderr, getenv)
+	case "replay":
+		err = replayCommand(ctx, args[1:], stdout, stderr, getenv)
+	case "verify":
+		err = verifyCommand(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "ansinh "+versionString())
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
-		err = usagef("unknown command %q; want serve, users, import, export or version", args[0])
+		err = usagef("unknown command %q; want serve, users, import, export, rebuild, replay, verify or version", args[0])
 	}
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):

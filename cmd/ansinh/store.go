@@ -58,6 +58,11 @@ func (c storeConfig) describe() string {
 	return scheme + "://" + rest
 }
 
+// heldHint follows the error of a data directory held by another process:
+// with the embedded store (and for the read models with any store) that is
+// normally a running server, which owns them until it stops.
+const heldHint = "if `ansinh serve` runs on this data directory, stop it first, or use the API"
+
 // openStore opens the configured event store.
 func openStore(ctx context.Context, cfg storeConfig, log *slog.Logger) (eventstore.Store, error) {
 	if err := cfg.validate(); err != nil {
@@ -76,7 +81,7 @@ func openStore(ctx context.Context, cfg storeConfig, log *slog.Logger) (eventsto
 	s, err := pebble.Open(filepath.Join(cfg.data, "events"), pebble.Options{Logger: log})
 	if err != nil {
 		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
-			return nil, fmt.Errorf("%w; if `ansinh serve` runs on this data directory, stop it or manage users through the API (/v1/users)", err)
+			return nil, fmt.Errorf("%w; %s", err, heldHint)
 		}
 		return nil, err
 	}

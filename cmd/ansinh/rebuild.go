@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ansinh/ansinh/ledger"
+	"github.com/ansinh/ansinh/projections"
+)
+
+const rebuildAbout = `
+Rebuilds read models (the projections behind search, balances, payment
+history, the district report and the trial balance) from the first event
+of the log into a new generation, then switches to it and drops the old
+one. Use it after an upgrade that fixes a read model, or when ansinh verify
+reports a read model that differs from a replay. Nothing in the event log
+changes. If a rebuild fails or is interrupted, the previous generation is
+kept.
+
+It works offline on <data>/projections: stop the server first. With the
+embedded store the server holds the event store too; with EventStoreDB the
+log is remote but the projections database is still held by the server.
+Progress is shown on stderr; the last line on stdout gives the rate in
+events per second. See docs/audit.md.
+`
+
+type rebuildConfig struct {
+	store storeConfig
+	names []string
+}
+
+func parseRebuild(args []string, stdout io.Writer, getenv func(string) string) (rebuildConfig, error) {
+	var cfg rebuildConfig
+	var which string
+	all := readModelNames()
+	fs := newFlagSet("rebuild", stdout)
+	addStoreFlags(fs, &cfg.store)
+	fs.StringVar(&which, "projection", "all", "the read models to rebuild: all, or a comma-separated list of "+strings.Join(all, ", "))
+	if err := fs.parse(args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, rebuildAbout)
+		}
+		return cfg, err
+	}
+	if strings.TrimSpace(which) == "all" {
+		cfg.names = all
+	} else {
+		for n := range strings.SplitSeq(which, ",") {
+			n = strings.TrimSpace(n)
+			switch {
+			case !slices.Contains(all, n):
+				return cfg, usagef("--projection %q: want all or one of %s", clipText(n), strings.Join(all, ", "))
+			case !slices.Contains(cfg.names, n):
+				cfg.names = append(cfg.names, n)
+			}
+		}
+	}
+	return cfg, cfg.store.validate()
+}
+
+// readModelNames are the read models, in the order they are applied.
+func readModelNames() []string {
+	var names []string
+	for _, p := range projections.ReadModels() {
+		names = append(names, p.Name())
+	}
+	return names
+}
+
+func rebuildCommand(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (err error) {
+	cfg, err := parseRebuild(args, stdout, getenv)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg.store, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := store.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close event store: %w", cerr))
+		}
+	}()
+	db, err := openReadModels(cfg.store, true)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := db.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close read models: %w", cerr))
+		}
+	}()
+	set, err := projections.NewSet(db, store, ledger.NewCodec(), projections.SetOptions{Runner: readModelOptions(cfg.store)})
+	if err != nil {
+		return err
+	}
+	before, err := set.Lag(ctx)
+	if err != nil {
+		return err
+	}
+	rb := &rebuilder{set: set, names: cfg.names, before: map[string]projections.Status{}}
+	for _, st := range before.Projections {
+		rb.before[st.Name] = st
+	}
+	total := eventsInLog(cfg.store, before.Head)
+	rb.prog = newProgress(stderr, isTerminal(stderr), time.Now, "rebuild", "events", total, total)
+	start := time.Now()
+	results := rb.run(ctx)
+	elapsed := time.Since(start)
+	if ctx.Err() != nil {
+		return fmt.Errorf("rebuild interrupted: %w; the read models keep their previous generation", ctx.Err())
+	}
+	after, lagErr := set.Lag(ctx)
+	if lagErr != nil {
+		return errors.Join(errors.Join(results...), lagErr)
+	}
+	return rb.report(stdout, after, results, elapsed)
+}
+
+// rebuilder runs the rebuilds of one command and follows their progress.
+type rebuilder struct {
+	set    *projections.Set
+	names  []string
+	before map[string]projections.Status
+	prog   *progress
+	shown  int64 // events counted in prog so far
+}
+
+// run rebuilds every named read model at once, each on its own goroutine
+// (Runner.Rebuild reads the log for each), while the Run loop, which must
+// run for the hand-over, follows the log. It returns one error per name.
+func (rb *rebuilder) run(ctx context.Context) []error {
+	runCtx, stopRun := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- rb.set.Run(runCtx) }()
+
+	stopProg := rb.prog.run(ctx)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watch sync.WaitGroup
+	watch.Go(func() { rb.watch(watchCtx) })
+
+	results := make([]error, len(rb.names))
+	var wg sync.WaitGroup
+	for i, name := range rb.names {
+		wg.Go(func() { results[i] = rb.set.Runner().Rebuild(ctx, name) })
+	}
+	wg.Wait()
+
+	stopWatch()
+	watch.Wait()
+	rb.poll(context.WithoutCancel(ctx)) // the last count, after every switch
+	stopProg()
+	rb.prog.finish()
+	stopRun()
+	if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {
+		results = append(results, fmt.Errorf("following the log: %w", err))
+	}
+	return results
+}
+
+// watch moves the progress display from the rebuilds' checkpoints, which
+// advance at each commit of a batch.
+func (rb *rebuilder) watch(ctx context.Context) {
+	t := time.NewTicker(progressDrawEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			rb.poll(ctx)
+		}
+	}
+}
+
+// poll counts as done the events the slowest rebuild has applied: every
+// read model applies every event, so that is how far the whole command is.
+func (rb *rebuilder) poll(ctx context.Context) {
+	lag, err := rb.set.Lag(ctx)
+	if err != nil {
+		return // the display waits for the next tick
+	}
+	slowest := int64(-1)
+	for _, st := range lag.Projections {
+		if !slices.Contains(rb.names, st.Name) {
+			continue
+		}
+		var applied int64
+		switch {
+		case st.Generation > rb.before[st.Name].Generation: // switched
+			applied = int64(st.Applied)
+		case st.Rebuild != nil:
+			applied = int64(st.Rebuild.Applied)
+		}
+		if slowest < 0 || applied < slowest {
+			slowest = applied
+		}
+	}
+	if slowest > rb.shown {
+		rb.prog.add(slowest-rb.shown, slowest-rb.shown)
+		rb.shown = slowest
+	}
+}
+
+// report prints one line per read model and the rate, and returns the
+// failures as one error.
+func (rb *rebuilder) report(stdout io.Writer, after projections.Lag, results []error, elapsed time.Duration) error {
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "READ MODEL\tGENERATION\tEVENTS\tPOSITION\tRESULT")
+	var failed []string
+	var firstErr error
+	var events uint64
+	for _, st := range after.Projections {
+		i := slices.Index(rb.names, st.Name)
+		if i < 0 {
+			continue
+		}
+		old := rb.before[st.Name].Generation
+		result := "rebuilt"
+		if err := results[i]; err != nil {
+			result = "kept the previous generation: " + oneLine(err.Error())
+			failed = append(failed, st.Name)
+			if firstErr == nil {
+				firstErr = fmt.Errorf("rebuild of %s: %w", st.Name, err)
+			}
+		} else {
+			events = max(events, st.Applied)
+		}
+		fmt.Fprintf(tw, "%s\t%d -> %d\t%d\t%s\t%s\n", st.Name, old, st.Generation, st.Applied, st.Position, result)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	extra := errors.Join(results[len(rb.names):]...)
+	if firstErr != nil || extra != nil {
+		if firstErr == nil {
+			return extra
+		}
+		return errors.Join(fmt.Errorf("%d of %d read models not rebuilt (%s); the first: %w", len(failed), len(rb.names), strings.Join(failed, ", "), firstErr), extra)
+	}
+	fmt.Fprintf(stdout, "rebuilt %d read models from %d events in %s (%s events/s)\n",
+		len(rb.names), events, roundDuration(elapsed), rate(int64(events), elapsed))
+	return nil
+}
