@@ -363,15 +363,15 @@ func (o *replayOutput) balance(ctx context.Context, set *projections.Set, cid st
 	}
 	fmt.Fprintln(o.w, o.header)
 	fmt.Fprintf(o.w, "balance of %s, accrued through %s\n\n", b.CitizenID, b.Through)
-	tw := tabwriter.NewWriter(o.w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tGROSS\tNET\tPERIODS\t")
+	tw := tabwriter.NewWriter(o.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\tGROSS\tNET\tPERIODS")
 	for _, row := range []struct {
 		name string
 		b    projections.BalanceBucket
 	}{{"accrued", b.Accrued}, {"paid", b.Paid}, {"in transit", b.InTransit}, {"outstanding", b.Outstanding}} {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", row.name, amount(row.b.Gross), amount(row.b.Net), periodList(row.b.Periods))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", row.name, amount(row.b.Gross), amount(row.b.Net), periodList(row.b.Periods))
 	}
-	fmt.Fprintf(tw, "overpaid\t%s\t\t\t\n", amount(b.Overpaid))
+	fmt.Fprintf(tw, "overpaid\t%s\n", amount(b.Overpaid))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -439,14 +439,14 @@ func (o *replayOutput) balances(ctx context.Context, set *projections.Set, throu
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(o.w, "{\n  \"as_of\": %s,\n  \"through\": %q,\n  \"balances\": [", h, through)
+		fmt.Fprintf(o.w, "{\n  \"as_of\": %s,\n  \"through\": %q,\n  \"balances\": [\n", h, through)
 		enc = json.NewEncoder(o.w)
 		enc.SetEscapeHTML(false)
 	default:
 		fmt.Fprintln(o.w, o.header)
 		fmt.Fprintf(o.w, "balances accrued through %s\n\n", through)
-		tw = tabwriter.NewWriter(o.w, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "CITIZEN ID\tACCRUED\tPAID\tIN TRANSIT\tOUTSTANDING\tOVERPAID\t")
+		tw = tabwriter.NewWriter(o.w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CITIZEN ID\tACCRUED\tPAID\tIN TRANSIT\tOUTSTANDING\tOVERPAID")
 	}
 	n := 0
 	for after := ""; ; {
@@ -472,15 +472,17 @@ func (o *replayOutput) balances(ctx context.Context, set *projections.Set, throu
 					return err
 				}
 			case enc != nil:
+				sep := "    "
 				if !first {
-					fmt.Fprint(o.w, ",")
+					sep = "   ,"
 				}
 				first = false
+				fmt.Fprint(o.w, sep)
 				if err := enc.Encode(b.Balance); err != nil {
 					return err
 				}
 			default:
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", cid, amount(b.Accrued.Gross), amount(b.Paid.Net),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cid, amount(b.Accrued.Gross), amount(b.Paid.Net),
 					amount(b.InTransit.Gross), amount(b.Outstanding.Gross), amount(b.Overpaid))
 			}
 		}
@@ -491,7 +493,7 @@ func (o *replayOutput) balances(ctx context.Context, set *projections.Set, throu
 		cw.Flush()
 		return cw.Error()
 	case enc != nil:
-		_, err := fmt.Fprint(o.w, "]\n}\n")
+		_, err := fmt.Fprint(o.w, "  ]\n}\n")
 		return err
 	}
 	if err := tw.Flush(); err != nil {
@@ -526,16 +528,16 @@ func (o *replayOutput) trialBalance(ctx context.Context, set *projections.Set) e
 	}
 	fmt.Fprintln(o.w, o.header)
 	fmt.Fprintln(o.w)
-	tw := tabwriter.NewWriter(o.w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "ACCOUNT\tPROGRAM\tDEBIT\tCREDIT\t")
+	tw := tabwriter.NewWriter(o.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tPROGRAM\tDEBIT\tCREDIT")
 	for _, a := range tb.Accounts {
-		fmt.Fprintf(tw, "%s\t\t%s\t%s\t\n", a.Account, amount(a.Debit), amount(a.Credit))
+		fmt.Fprintf(tw, "%s\t\t%s\t%s\n", a.Account, amount(a.Debit), amount(a.Credit))
 		for _, p := range slices.Sorted(maps.Keys(a.ByProgram)) {
 			d, c := sides(a.ByProgram[p])
-			fmt.Fprintf(tw, "\t%s\t%s\t%s\t\n", p, d, c)
+			fmt.Fprintf(tw, "\t%s\t%s\t%s\n", p, d, c)
 		}
 	}
-	fmt.Fprintf(tw, "total\t\t%s\t%s\t\n", amount(tb.Debits), amount(tb.Credits))
+	fmt.Fprintf(tw, "total\t\t%s\t%s\n", amount(tb.Debits), amount(tb.Credits))
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -311,7 +311,7 @@ func (r *verifyResult) print(w io.Writer, modelsDir string) error {
 	case c.Seals == 0 && c.SealedThrough == 0:
 		fmt.Fprintf(&b, "seals:         none yet: the chain was recomputed, but no event is covered by a signature\n")
 	default:
-		fmt.Fprintf(&b, "seals:         %d checked, covering events 1 to %d", c.Seals, c.SealedThrough)
+		fmt.Fprintf(&b, "seals:         %d valid, the last covering events 1 to %d", c.Seals, c.SealedThrough)
 		if c.Unsealed > 0 {
 			fmt.Fprintf(&b, "; the last %d events are not sealed yet", c.Unsealed)
 		}

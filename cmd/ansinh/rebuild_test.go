@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"maps"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ansinh/ansinh/domain"
+	"github.com/ansinh/ansinh/eventstore/pebble"
+	"github.com/ansinh/ansinh/projections"
+)
+
+// answers are the read models' answers to the queries the API serves, as
+// JSON, for comparing before and after a rebuild.
+func answers(t *testing.T, set *projections.Set, d *ledgerData) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	add := func(name string, v any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out[name] = mustJSON(t, v)
+	}
+	for _, cid := range []string{d.an, d.binh, d.chi} {
+		b, pos, err := set.Beneficiary(ctx, cid)
+		add("beneficiary "+cid, []any{b, pos}, err)
+		bal, err := set.Balance(ctx, cid, domain.MustPeriod("2024-03"))
+		add("balance "+cid, bal, err)
+		h, err := set.History(ctx, cid, "", 100)
+		add("history "+cid, h, err)
+	}
+	s, err := set.Search(ctx, projections.SearchQuery{Text: "thi", Limit: 50})
+	add("search", s, err)
+	tb, err := set.TrialBalance(ctx)
+	add("trial balance", tb, err)
+	rep, err := set.DistrictReport(ctx, projections.ReportQuery{})
+	add("districts", rep, err)
+	run, pos, err := set.PayoutRun(ctx, "LB-2024-01")
+	add("run", []any{run, pos}, err)
+	return out
+}
+
+// A rebuild from zero gives every read model back key for key, and the
+// queries the same answers, in a new generation; a read model damaged
+// before is whole again.
+func TestRebuildGivesIdenticalAnswers(t *testing.T) {
+	d := newLedgerData(t)
+	set, done := openReadModelsForTest(t, d.data)
+	wantState, wantAnswers, gens := readModelState(t, set), answers(t, set, d), generations(t, set)
+	done()
+	if len(wantState["balances"]) < 2 || !strings.Contains(wantAnswers["trial balance"], "540000") {
+		t.Fatalf("the read models hold too little to compare: %v", wantAnswers["trial balance"])
+	}
+	damageReadModel(t, d.data, "balances")
+
+	code, stdout, stderr := runCmd(t, nil, "rebuild", "--data", d.data)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr: %s", code, stdout, stderr)
+	}
+	events := strconv.FormatUint(d.head.Commit, 10)
+	if got := lastLine(stdout); !strings.HasPrefix(got, "rebuilt 5 read models from "+events+" events in ") || !strings.HasSuffix(got, " events/s)") {
+		t.Errorf("last line %q", got)
+	}
+	for _, name := range readModelNames() {
+		g := strconv.FormatUint(gens[name], 10)
+		if !containsLine(stdout, name+" ", g+" -> "+strconv.FormatUint(gens[name]+1, 10), events, d.head.String(), "rebuilt") {
+			t.Errorf("no line for %s:\n%s", name, stdout)
+		}
+	}
+	if !strings.Contains(lastLine(stderr), "rebuild: "+events+" events in ") {
+		t.Errorf("progress: %q", stderr)
+	}
+
+	set, done = openReadModelsForTest(t, d.data)
+	defer done()
+	gotState, gotAnswers, gotGens := readModelState(t, set), answers(t, set, d), generations(t, set)
+	for _, name := range readModelNames() {
+		if gotGens[name] != gens[name]+1 {
+			t.Errorf("%s: generation %d, want %d", name, gotGens[name], gens[name]+1)
+		}
+		if !maps.Equal(gotState[name], wantState[name]) {
+			t.Errorf("%s: the rebuilt state differs (%d keys, want %d)", name, len(gotState[name]), len(wantState[name]))
+		}
+	}
+	for q, want := range wantAnswers {
+		if gotAnswers[q] != want {
+			t.Errorf("%s:\n%s\nwant\n%s", q, gotAnswers[q], want)
+		}
+	}
+}
+
+// --projection rebuilds only the named read models; the others keep their
+// generation. verify then finds everything in order.
+func TestRebuildOneReadModel(t *testing.T) {
+	d := newLedgerData(t)
+	set, done := openReadModelsForTest(t, d.data)
+	gens := generations(t, set)
+	done()
+	key := damageReadModel(t, d.data, "balances")
+	if code, _, stderr := runCmd(t, nil, "verify", "--data", d.data); code != exitFailure || !strings.Contains(stderr, "read model balances") {
+		t.Fatalf("verify before the rebuild: exit %d, %s", code, stderr)
+	}
+
+	code, stdout, stderr := runCmd(t, nil, "rebuild", "--data", d.data, "--projection", "balances,books,balances")
+	if code != exitOK || !strings.HasPrefix(lastLine(stdout), "rebuilt 2 read models") {
+		t.Fatalf("exit %d\n%s\nstderr %s", code, stdout, stderr)
+	}
+	set, done = openReadModelsForTest(t, d.data)
+	got := generations(t, set)
+	done()
+	for name, g := range gens {
+		want := g
+		if name == "balances" || name == "books" {
+			want++
+		}
+		if got[name] != want {
+			t.Errorf("%s: generation %d, want %d", name, got[name], want)
+		}
+	}
+	if code, stdout, stderr := runCmd(t, nil, "verify", "--data", d.data); code != exitOK {
+		t.Fatalf("verify after the rebuild (damaged key %q): exit %d\n%s\n%s", key, code, stdout, stderr)
+	}
+}
+
+func TestRebuildRefuses(t *testing.T) {
+	t.Run("usage", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"rebuild", "--projection", "ledger"},
+			{"rebuild", "--projection", "balances,"},
+			{"rebuild", "now"},
+			{"rebuild", "--store", "postgres://x"},
+		} {
+			code, stdout, stderr := runCmd(t, nil, args...)
+			if code != exitUsage || stdout != "" || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+				t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
+			}
+		}
+	})
+
+	// A running server holds the event store, or with EventStoreDB the
+	// projections database: the rebuild stops at once and says what to do.
+	t.Run("store held", func(t *testing.T) {
+		data := t.TempDir()
+		held, err := pebble.Open(filepath.Join(data, "events"), pebble.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close()
+		code, stdout, stderr := runCmd(t, nil, "rebuild", "--data", data)
+		if code != exitFailure || stdout != "" || !strings.Contains(stderr, "already open") {
+			t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+	})
+	t.Run("read models held", func(t *testing.T) {
+		data := t.TempDir()
+		held, err := projections.OpenDB(filepath.Join(data, readModelsDirName), projections.DBOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close()
+		code, stdout, stderr := runCmd(t, nil, "rebuild", "--data", data)
+		if code != exitFailure || stdout != "" || !strings.Contains(stderr, "lock held") || !strings.HasSuffix(strings.TrimSpace(stderr), heldHint) {
+			t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+	})
+}
