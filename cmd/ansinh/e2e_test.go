@@ -125,6 +125,7 @@ func (s *server) get(t *testing.T, path, token string) (int, string) {
 func TestServeEndToEnd(t *testing.T) {
 	bin := buildBinary(t)
 	data := t.TempDir()
+	t.Setenv("ANSINH_SEAL_EVERY", "2") // seals within the test (readmodels_test.go)
 
 	srv := startServer(t, bin, data)
 	if !strings.HasPrefix(srv.adminToken, "ans_") {
@@ -143,6 +144,7 @@ func TestServeEndToEnd(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"user_id":"admin"`) || !strings.Contains(body, `"role":"admin"`) {
 		t.Fatalf("me: %d %s", code, body)
 	}
+	keyID := checkReadModels(t, srv, data, srv.adminToken)
 	exit, logs := srv.stop(t)
 	if exit != 0 {
 		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", exit, logs)
@@ -166,6 +168,10 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	if code, _ := again.get(t, "/v1/me", srv.adminToken); code != 200 {
 		t.Fatalf("the admin token after a restart: %d", code)
+	}
+	// The read models and the seal key outlive the process too.
+	if again := checkReadModels(t, again, data, srv.adminToken); again != keyID {
+		t.Fatalf("seal key %s after a restart, was %s", again, keyID)
 	}
 	if exit, logs := again.stop(t); exit != 0 {
 		t.Fatalf("second run: exit %d\n%s", exit, logs)

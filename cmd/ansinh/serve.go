@@ -17,6 +17,7 @@ import (
 	"github.com/ansinh/ansinh/api/users"
 	"github.com/ansinh/ansinh/domain"
 	"github.com/ansinh/ansinh/ledger"
+	"github.com/ansinh/ansinh/projections/audit"
 )
 
 type serveConfig struct {
@@ -28,6 +29,9 @@ type serveConfig struct {
 	logFormat       string
 	logLevel        string
 	shutdownTimeout time.Duration
+	sealEvery       int
+	sealInterval    time.Duration
+	sealTrust       string // comma-separated PEM files of other sealers' public keys
 }
 
 // HTTP server limits. The write timeout must outlast the longest wait for
@@ -58,8 +62,26 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.fromEnv("log-level", "ANSINH_LOG_LEVEL")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to let requests in flight finish on SIGTERM")
+	fs.IntVar(&cfg.sealEvery, "seal-every", 10_000, "seal the log every this many events (2 to 20000)")
+	fs.fromEnv("seal-every", "ANSINH_SEAL_EVERY")
+	fs.DurationVar(&cfg.sealInterval, "seal-interval", 5*time.Minute, "seal new events at least this often (at least 1s)")
+	fs.fromEnv("seal-interval", "ANSINH_SEAL_INTERVAL")
+	fs.StringVar(&cfg.sealTrust, "seal-trust", "", "comma-separated PEM files of other instances' seal public keys, trusted besides this one's")
+	fs.fromEnv("seal-trust", "ANSINH_SEAL_TRUST")
 	if err := fs.parse(args, getenv); err != nil {
 		return cfg, err
+	}
+	// A seal is an event too: sealing every single event would seal each
+	// seal in turn, forever.
+	if cfg.sealEvery < 2 || cfg.sealEvery > audit.MaxSealEvents {
+		return cfg, usagef("--seal-every %d: want 2 to %d", cfg.sealEvery, audit.MaxSealEvents)
+	}
+	if cfg.sealInterval < time.Second {
+		return cfg, usagef("--seal-interval %s: want at least 1s", cfg.sealInterval)
+	}
+	if cfg.storeConfig.data == "" {
+		// Also with EventStoreDB: the read models and the seal key are local.
+		return cfg, usagef("--data is empty; name the data directory (read models, seal key, embedded store)")
 	}
 	if cfg.shutdownTimeout <= 0 || cfg.shutdownTimeout > maxShutdown {
 		return cfg, usagef("--shutdown-timeout %s: want more than 0 and at most %s", cfg.shutdownTimeout, maxShutdown)
@@ -119,8 +141,10 @@ func jwtConfig(cfg serveConfig) (*api.JWTConfig, error) {
 
 // serve runs the API until ctx ends (SIGINT or SIGTERM), then stops
 // accepting connections, lets the requests in flight finish within
-// --shutdown-timeout, and closes the event store last, so that no request
-// loses its store halfway.
+// --shutdown-timeout, stops the background work (calculations,
+// verifications, then the read models and the sealer), closes the read
+// models' database, and closes the event store last, so that nothing loses
+// its store halfway.
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (err error) {
 	cfg, err := parseServe(args, stdout, getenv)
 	if err != nil {
@@ -167,15 +191,30 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		log.Info("seeded the starter catalogue", "events", seeded)
 	}
 
+	rm, err := startReadModels(cfg, store, log)
+	if err != nil {
+		return err
+	}
+	// Deferred before srv.Close, so it runs after it: calculations and
+	// verifications use the read models until they stop.
+	defer func() {
+		if cerr := rm.close(); cerr != nil {
+			log.Error("closing the read models", "err", cerr)
+			err = errors.Join(err, cerr)
+		}
+	}()
+
 	srv, err := api.New(api.Config{Version: versionString(), JWT: jwtCfg}, api.Deps{
 		Store: store, Users: dir, Ledger: led, Metrics: metrics, Logger: log,
+		ReadModels: rm.set, SealKeys: rm.keys, Sealer: rm.sealer,
 	})
 	if err != nil {
 		return err
 	}
-	// Runs after the HTTP server stopped and before the store closes:
-	// background calculations are cancelled (they resume on the next
-	// calculate) and waited for.
+	// Runs after the HTTP server stopped and before the read models and
+	// the store close: background calculations and verifications are
+	// cancelled (a calculation resumes on the next calculate) and waited
+	// for.
 	defer srv.Close()
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {

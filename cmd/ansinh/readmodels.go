@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ansinh/ansinh/eventstore"
+	"github.com/ansinh/ansinh/ledger"
+	"github.com/ansinh/ansinh/projections"
+	"github.com/ansinh/ansinh/projections/audit"
+)
+
+// readModels are the background parts of serve that follow the log: the
+// read models (projections.Set) and the sealer, both keeping their state in
+// <data>/projections, local to this instance also when the log is in
+// EventStoreDB (they can always be rebuilt from the log).
+type readModels struct {
+	db     *projections.DB
+	set    *projections.Set
+	sealer *audit.Sealer
+	keys   []ed25519.PublicKey // this instance's seal key first, then --seal-trust
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// startReadModels opens the read models' database and the seal key
+// (<data>/seal-key.pem, created with mode 0600 on first start, with the
+// public key beside it in seal-key.pub.pem for auditors), and starts the
+// read models and the sealer. Queries answer from the stored state at once;
+// the read models then catch up with the log from their checkpoints.
+func startReadModels(cfg serveConfig, store eventstore.Store, log *slog.Logger) (_ *readModels, err error) {
+	trusted, err := readTrustedKeys(cfg.sealTrust)
+	if err != nil {
+		return nil, err
+	}
+	key, err := audit.LoadOrCreateKey(cfg.storeConfig.data)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(cfg.storeConfig.data, "projections")
+	db, err := projections.OpenDB(dir, projections.DBOptions{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = db.Close()
+		}
+	}()
+	plog := log.With("component", "projections")
+	set, err := projections.NewSet(db, store, ledger.NewCodec(), projections.SetOptions{Runner: projections.Options{
+		// The embedded store numbers events one by one, so lag can be
+		// told in events; EventStoreDB's positions are byte offsets.
+		CountablePositions: cfg.storeConfig.store == "",
+		Logger:             plog,
+	}})
+	if err != nil {
+		return nil, err
+	}
+	sealLog := log.With("component", "sealer")
+	sealer, err := audit.NewSealer(store, db.Pebble(), projections.ComponentPrefix("sealer"), key,
+		audit.SealerOptions{Every: cfg.sealEvery, Interval: cfg.sealInterval, Logger: sealLog})
+	if err != nil {
+		return nil, err
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	rm := &readModels{db: db, set: set, sealer: sealer, keys: append([]ed25519.PublicKey{pub}, trusted...)}
+	ctx, stop := context.WithCancel(context.Background())
+	rm.stop = stop
+	start := set.Position()
+	rm.wg.Go(func() {
+		if err := set.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			plog.Error("the read models stopped following the log", "err", err)
+		}
+	})
+	rm.wg.Go(func() {
+		if err := sealer.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			sealLog.Error("the sealer stopped", "err", err)
+		}
+	})
+	rm.wg.Go(func() { logCaughtUp(ctx, store, set, plog) })
+	log.Info("read models started", "dir", dir, "position", start.String(), "seal_key_id", audit.KeyID(pub),
+		"seal_every", cfg.sealEvery, "seal_interval", cfg.sealInterval.String(), "trusted_seal_keys", len(rm.keys))
+	return rm, nil
+}
+
+// logCaughtUp says once when the read models have reached the head of the
+// log as it was at start: until then queries answer from older figures,
+// and an operator wants to know how long that lasted.
+func logCaughtUp(ctx context.Context, store eventstore.Store, set *projections.Set, log *slog.Logger) {
+	start := time.Now()
+	head, err := store.Head(ctx)
+	if err != nil {
+		return
+	}
+	for ctx.Err() == nil {
+		// WaitFor gives up after the runner's MaxWait; ask again.
+		if err := set.WaitFor(ctx, head); err == nil {
+			log.Info("read models caught up", "position", head.String(), "duration_ms", time.Since(start).Milliseconds())
+			return
+		} else if !errors.Is(err, context.DeadlineExceeded) {
+			if ctx.Err() == nil {
+				log.Warn("read models not caught up", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// close stops the read models and the sealer, waits for them, and closes
+// their database. Call it after the HTTP server and the API's background
+// jobs have stopped, before the event store closes.
+func (rm *readModels) close() error {
+	rm.stop()
+	rm.wg.Wait()
+	if err := rm.db.Close(); err != nil {
+		return fmt.Errorf("close the read models: %w", err)
+	}
+	return nil
+}
+
+// readTrustedKeys reads the PEM public keys of --seal-trust: the keys of
+// other instances sealing the same log (EventStoreDB), whose seals
+// verification accepts too.
+func readTrustedKeys(list string) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	for _, path := range strings.Split(list, ",") {
+		path = strings.TrimSpace(path)
+		if path == "" {
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("--seal-trust: %w", err)
+		}
+		k, err := audit.ParsePublicKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("--seal-trust %s: %w", path, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
