@@ -60,6 +60,20 @@ func isLocked(err error) bool {
 		strings.Contains(err.Error(), "lock held by current process")
 }
 
+// requireLog refuses a data directory without an embedded event store.
+// openStore would create an empty one, and a typo in --data would then
+// verify an empty log as intact, or replay nothing.
+func requireLog(cfg storeConfig) error {
+	if cfg.store != "" {
+		return nil
+	}
+	dir := filepath.Join(cfg.data, "events")
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("--data %s: no event store there (%s does not exist); name the server's data directory", cfg.data, dir)
+	}
+	return nil
+}
+
 // readModelOptions are the runner options for the configured store: the
 // embedded store numbers its events one by one, so progress and lag can be
 // told in events; EventStoreDB's positions are byte offsets.

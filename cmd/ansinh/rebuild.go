@@ -81,6 +81,9 @@ func rebuildCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	if err := requireLog(cfg.store); err != nil {
+		return err
+	}
 	store, err := openStore(ctx, cfg.store, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"maps"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/ansinh/ansinh/domain"
 	"github.com/ansinh/ansinh/eventstore/pebble"
 	"github.com/ansinh/ansinh/projections"
+	"github.com/ansinh/ansinh/projections/audit"
 )
 
 // answers are the read models' answers to the queries the API serves, as
@@ -158,6 +161,11 @@ func TestRebuildRefuses(t *testing.T) {
 	})
 	t.Run("read models held", func(t *testing.T) {
 		data := t.TempDir()
+		s, err := pebble.Open(filepath.Join(data, "events"), pebble.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
 		held, err := projections.OpenDB(filepath.Join(data, readModelsDirName), projections.DBOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -168,4 +176,32 @@ func TestRebuildRefuses(t *testing.T) {
 			t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 		}
 	})
+}
+
+// A data directory without an event store is refused rather than given an
+// empty one: a typo in --data must not verify as an intact, empty log.
+func TestAuditCommandsNeedALog(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "typo")
+	pub := filepath.Join(t.TempDir(), "seal-key.pub.pem")
+	p, _, _ := ed25519.GenerateKey(nil)
+	pem, err := audit.EncodePublicKey(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pub, pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"rebuild", "--data", data},
+		{"replay", "--data", data, "--as-of", "2024-01-31"},
+		{"verify", "--data", data, "--public-key", pub},
+	} {
+		code, stdout, stderr := runCmd(t, nil, args...)
+		if code != exitFailure || stdout != "" || !strings.Contains(stderr, "no event store there") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", args[0], code, stdout, stderr)
+		}
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Errorf("the data directory was created: %v", err)
+	}
 }

@@ -253,6 +253,9 @@ func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 	if err != nil {
 		return err
 	}
+	if err := requireLog(cfg.store); err != nil {
+		return err
+	}
 	store, err := openStore(ctx, cfg.store, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
