@@ -65,15 +65,21 @@ func withReadModels(t *testing.T, out **projections.Set, outDB **projections.DB)
 func newReadAPI(t *testing.T, opts ...testOption) *readAPI {
 	t.Helper()
 	env := &readAPI{}
-	opts = append(opts, withLedger, withReadModels(t, &env.set, &env.db))
-	reg := &registryAPI{testAPI: newTestAPI(t, opts...)}
+	env.payoutAPI = newPayoutAPIWith(t, append(opts, withReadModels(t, &env.set, &env.db))...)
+	return env
+}
+
+// newPayoutAPIWith is newPayoutAPI with more options.
+func newPayoutAPIWith(t *testing.T, opts ...testOption) *payoutAPI {
+	t.Helper()
+	reg := &registryAPI{testAPI: newTestAPI(t, append([]testOption{withLedger}, opts...)...)}
 	reg.ledger = reg.srv.deps.Ledger
 	if _, err := reg.ledger.SeedCatalogue(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	reg.registrar = reg.createUser("lan", "registrar").Token
 	reg.auditor = reg.createUser("hoa", "auditor").Token
-	env.payoutAPI = &payoutAPI{registryAPI: reg}
+	env := &payoutAPI{registryAPI: reg}
 	env.thu = env.createUser("thu", "finance_officer").Token
 	env.vy = env.createUser("vy", "finance_officer").Token
 	env.minh = env.createUser("minh", "approver").Token
@@ -732,5 +738,62 @@ func TestReadSideWithoutReadModels(t *testing.T) {
 	tb := decodeJSON[trialBalanceJSON](t, w)
 	if !tb.Balanced || tb.Total.Amount != "0" || len(tb.Accounts) != len(disbursement.Accounts) || tb.Position != env.head() {
 		t.Fatalf("folded trial balance = %+v", tb)
+	}
+}
+
+// headWaiter records the positions a calculation waits for; stuck, it
+// never gets there (until the waiter's context ends).
+type headWaiter struct {
+	mu    sync.Mutex
+	asked []eventstore.Position
+	stuck bool
+}
+
+func (h *headWaiter) Position() eventstore.Position { return eventstore.Start }
+
+func (h *headWaiter) WaitFor(ctx context.Context, pos eventstore.Position) error {
+	h.mu.Lock()
+	h.asked = append(h.asked, pos)
+	h.mu.Unlock()
+	if h.stuck {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+// A calculation with a read-model roster first waits until the read
+// models hold every event written before it started; if they do not get
+// there, it fails saying so, rather than calculating from a roster that
+// misses recent registrations.
+func TestCalculationWaitsForTheRoster(t *testing.T) {
+	for _, stuck := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stuck=%v", stuck), func(t *testing.T) {
+			waiter := &headWaiter{stuck: stuck}
+			env := newPayoutAPIWith(t, func(_ *Config, d *Deps) {
+				d.Projections = waiter
+				d.Roster = ledger.NewStaticRoster(hdAn, hdBinh, hdChi)
+			})
+			if stuck {
+				defer func(d time.Duration) { rosterWaitMax = d }(rosterWaitMax)
+				rosterWaitMax = 20 * time.Millisecond
+			}
+			env.month()
+			env.openRun("HD-2024-01", "")
+			head := env.head()
+			r := env.calculate("HD-2024-01", "")
+			waiter.mu.Lock()
+			asked := append([]eventstore.Position(nil), waiter.asked...)
+			waiter.mu.Unlock()
+			if len(asked) == 0 || asked[0] != head {
+				t.Fatalf("the calculation waited for %v, want the head %s at its start", asked, head)
+			}
+			switch {
+			case !stuck && (r.Status != "calculated" || r.Payments != 3):
+				t.Fatalf("calculated run = %+v", r)
+			case stuck && (r.Status != "opened" || r.Calculation == nil || r.Calculation.Error == nil || r.Calculation.Error.Code != "projections_behind"):
+				t.Fatalf("run after a stuck roster = %+v, calculation %+v", r, r.Calculation)
+			}
+		})
 	}
 }

@@ -13,8 +13,9 @@ import (
 )
 
 // rosterWaitMax bounds how long a calculation waits for the registry read
-// model to reach the end of the log before it starts.
-const rosterWaitMax = 5 * time.Minute
+// model to reach the end of the log before it starts. A variable so that a
+// test can shorten it.
+var rosterWaitMax = 5 * time.Minute
 
 // calculationRoster is the list of beneficiaries a payout calculation
 // visits. With a registry read model (Deps.Roster) the calculation first
