@@ -110,17 +110,16 @@ func rebuildCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	rb := &rebuilder{set: set, names: cfg.names, before: map[string]projections.Status{}}
+	rb := &rebuilder{set: set, names: cfg.names, before: map[string]projections.Status{}, stderr: stderr,
+		total: eventsInLog(cfg.store, before.Head)}
 	for _, st := range before.Projections {
 		rb.before[st.Name] = st
 	}
-	total := eventsInLog(cfg.store, before.Head)
-	rb.prog = newProgress(stderr, isTerminal(stderr), time.Now, "rebuild", "events", total, total)
 	start := time.Now()
 	results := rb.run(ctx)
 	elapsed := time.Since(start)
 	if ctx.Err() != nil {
-		return fmt.Errorf("rebuild interrupted: %w; the read models keep their previous generation", ctx.Err())
+		return fmt.Errorf("rebuild interrupted: %w; the read models not yet switched keep their previous generation", ctx.Err())
 	}
 	after, lagErr := set.Lag(ctx)
 	if lagErr != nil {
@@ -129,40 +128,35 @@ func rebuildCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	return rb.report(stdout, after, results, elapsed)
 }
 
-// rebuilder runs the rebuilds of one command and follows their progress.
+// rebuilder runs the rebuilds of one command and shows their progress.
 type rebuilder struct {
 	set    *projections.Set
 	names  []string
 	before map[string]projections.Status
-	prog   *progress
-	shown  int64 // events counted in prog so far
+	stderr io.Writer
+	total  int64 // events in the log when known, for the progress
 }
 
-// run rebuilds every named read model at once, each on its own goroutine
-// (Runner.Rebuild reads the log for each), while the Run loop, which must
-// run for the hand-over, follows the log. It returns one error per name.
+// run rebuilds the named read models one after the other while the Run
+// loop, which must run for the hand-over, follows the log. One at a time
+// rather than all at once: each rebuild reads and decodes the whole log
+// anyway, concurrent ones were no faster on two cores, and one holds one
+// read model's batch in memory, not five. It returns one error per name,
+// then the Run loop's own if it failed.
 func (rb *rebuilder) run(ctx context.Context) []error {
 	runCtx, stopRun := context.WithCancel(ctx)
 	runDone := make(chan error, 1)
 	go func() { runDone <- rb.set.Run(runCtx) }()
 
-	stopProg := rb.prog.run(ctx)
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	var watch sync.WaitGroup
-	watch.Go(func() { rb.watch(watchCtx) })
-
 	results := make([]error, len(rb.names))
-	var wg sync.WaitGroup
 	for i, name := range rb.names {
-		wg.Go(func() { results[i] = rb.set.Runner().Rebuild(ctx, name) })
+		if err := ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		results[i] = rb.one(ctx, name)
 	}
-	wg.Wait()
 
-	stopWatch()
-	watch.Wait()
-	rb.poll(context.WithoutCancel(ctx)) // the last count, after every switch
-	stopProg()
-	rb.prog.finish()
 	stopRun()
 	if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {
 		results = append(results, fmt.Errorf("following the log: %w", err))
@@ -170,47 +164,56 @@ func (rb *rebuilder) run(ctx context.Context) []error {
 	return results
 }
 
-// watch moves the progress display from the rebuilds' checkpoints, which
-// advance at each commit of a batch.
-func (rb *rebuilder) watch(ctx context.Context) {
-	t := time.NewTicker(progressDrawEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			rb.poll(ctx)
+// one rebuilds one read model with its own progress display.
+func (rb *rebuilder) one(ctx context.Context, name string) error {
+	prog := newProgress(rb.stderr, isTerminal(rb.stderr), time.Now, "rebuild "+name, "events", rb.total, rb.total)
+	stopProg := prog.run(ctx)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var shown int64
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		t := time.NewTicker(progressDrawEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-watchCtx.Done():
+				return
+			case <-t.C:
+				rb.poll(watchCtx, name, prog, &shown)
+			}
 		}
-	}
+	})
+	err := rb.set.Runner().Rebuild(ctx, name)
+	stopWatch()
+	watch.Wait()
+	rb.poll(context.WithoutCancel(ctx), name, prog, &shown) // the last count, after the switch
+	stopProg()
+	prog.finish()
+	return err
 }
 
-// poll counts as done the events the slowest rebuild has applied: every
-// read model applies every event, so that is how far the whole command is.
-func (rb *rebuilder) poll(ctx context.Context) {
+// poll moves the progress to the events the rebuild has applied and
+// committed: its checkpoint, which advances at each commit of a batch.
+func (rb *rebuilder) poll(ctx context.Context, name string, prog *progress, shown *int64) {
 	lag, err := rb.set.Lag(ctx)
 	if err != nil {
 		return // the display waits for the next tick
 	}
-	slowest := int64(-1)
 	for _, st := range lag.Projections {
-		if !slices.Contains(rb.names, st.Name) {
+		if st.Name != name {
 			continue
 		}
 		var applied int64
 		switch {
-		case st.Generation > rb.before[st.Name].Generation: // switched
+		case st.Generation > rb.before[name].Generation: // switched
 			applied = int64(st.Applied)
 		case st.Rebuild != nil:
 			applied = int64(st.Rebuild.Applied)
 		}
-		if slowest < 0 || applied < slowest {
-			slowest = applied
+		if applied > *shown {
+			prog.add(applied-*shown, applied-*shown)
+			*shown = applied
 		}
-	}
-	if slowest > rb.shown {
-		rb.prog.add(slowest-rb.shown, slowest-rb.shown)
-		rb.shown = slowest
 	}
 }
 

@@ -75,8 +75,10 @@ func TestRebuildGivesIdenticalAnswers(t *testing.T) {
 			t.Errorf("no line for %s:\n%s", name, stdout)
 		}
 	}
-	if !strings.Contains(lastLine(stderr), "rebuild: "+events+" events in ") {
-		t.Errorf("progress: %q", stderr)
+	for _, name := range readModelNames() {
+		if !containsLine(stderr, "rebuild "+name+": "+events+" events in ") {
+			t.Errorf("no progress line for %s: %q", name, stderr)
+		}
 	}
 
 	set, done = openReadModelsForTest(t, d.data)
