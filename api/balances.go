@@ -90,22 +90,29 @@ func (s *Server) getBalance(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	through := s.currentPeriod()
+	var through domain.Period
 	if raw := c.QueryParam("through"); raw != "" {
-		p, err := domain.ParsePeriod(raw)
-		if err != nil {
+		now := s.currentPeriod()
+		if through, err = domain.ParsePeriod(raw); err != nil {
 			return badParam("through", "want a month, YYYY-MM")
 		}
-		if p.After(domain.Period{Year: through.Year + maxThroughYears, Month: through.Month}) {
+		if through.After(domain.Period{Year: now.Year + maxThroughYears, Month: now.Month}) {
 			return badParam("through", "is more than 5 years ahead; ask for a nearer month")
 		}
-		through = p
 	}
-	set, done, asOf, err := s.readModelsAt(c)
+	set, done, until, err := s.readModelsAt(c)
 	if err != nil {
 		return err
 	}
 	defer done()
+	if through.IsZero() {
+		// By default, what is owed up to the month it is, or was at
+		// as_of's instant (a position carries no date: the current month).
+		through = s.currentPeriod()
+		if until != nil && !until.Time.IsZero() {
+			through = domain.DateOf(until.Time).Period()
+		}
+	}
 	b, err := set.Balance(c.Request().Context(), cid, through)
 	if err != nil {
 		return beneficiaryReadError(err, cid)
@@ -117,7 +124,7 @@ func (s *Server) getBalance(c echo.Context) error {
 		Recoveries: make([]recoveryJSON, len(b.Recoveries)), TopUps: make([]topUpJSON, len(b.TopUps)),
 		Accounts: map[string]moneyJSON{}, Position: b.Position,
 	}
-	if asOf {
+	if until != nil {
 		v := c.QueryParam(QueryAsOf)
 		out.AsOf = &v
 	}

@@ -79,31 +79,31 @@ func (s *Server) liveReadModels(c echo.Context) (*projections.Set, error) {
 // readModelsAt returns the read models a query reads: the live ones, or
 // with ?as_of= a replay of the log up to then. done releases what it holds
 // (the replay's memory, the as-of slot); call it when the answer is built.
-// asOf reports whether the answer is a past one.
-func (s *Server) readModelsAt(c echo.Context) (set *projections.Set, done func(), asOf bool, err error) {
+// until is where the replay stopped, nil for the live read models.
+func (s *Server) readModelsAt(c echo.Context) (set *projections.Set, done func(), until *projections.Until, err error) {
 	raw := c.QueryParam(QueryAsOf)
 	if raw == "" {
 		set, err := s.liveReadModels(c)
-		return set, func() {}, false, err
+		return set, func() {}, nil, err
 	}
 	if !slices.Contains(asOfRoles, ActorOf(c).Role) {
-		return nil, nil, false, NewProblem(http.StatusForbidden, "forbidden",
+		return nil, nil, nil, NewProblem(http.StatusForbidden, "forbidden",
 			"as_of replays the event log and is for finance officers, auditors and admins; leave it out for the current figures")
 	}
-	until, err := s.parseAsOf(c, raw)
+	u, err := s.parseAsOf(c, raw)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, nil, err
 	}
 	if !s.reads.asOfBusy.CompareAndSwap(false, true) {
-		return nil, nil, false, NewProblem(http.StatusServiceUnavailable, "as_of_busy",
+		return nil, nil, nil, NewProblem(http.StatusServiceUnavailable, "as_of_busy",
 			"this server is already computing figures as of a past time, which replays the log; retry in a minute").
 			WithHeader("Retry-After", "60")
 	}
 	start := time.Now()
-	set, err = projections.AsOf(c.Request().Context(), s.deps.Store, s.codec(), until, projections.SetOptions{})
+	set, err = projections.AsOf(c.Request().Context(), s.deps.Store, s.codec(), u, projections.SetOptions{})
 	if err != nil {
 		s.reads.asOfBusy.Store(false)
-		return nil, nil, false, fmt.Errorf("as of %s: %w", raw, err)
+		return nil, nil, nil, fmt.Errorf("as of %s: %w", raw, err)
 	}
 	Logger(c).Info("as-of replay", "as_of", raw, "position", set.Position().String(),
 		"duration_ms", time.Since(start).Milliseconds())
@@ -112,7 +112,7 @@ func (s *Server) readModelsAt(c echo.Context) (set *projections.Set, done func()
 			Logger(c).Warn("closing an as-of replay", "err", err)
 		}
 		s.reads.asOfBusy.Store(false)
-	}, true, nil
+	}, &u, nil
 }
 
 // parseAsOf reads ?as_of=: an RFC 3339 instant (not in the future) or a

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ansinh/ansinh/domain"
 	"github.com/ansinh/ansinh/domain/disbursement"
 	"github.com/ansinh/ansinh/eventstore"
 	"github.com/ansinh/ansinh/ledger"
@@ -27,6 +28,9 @@ type readAPI struct {
 	*payoutAPI
 	set *projections.Set
 	db  *projections.DB
+	// releasedAt is an instant between the release of settledJanuary and
+	// the bank's answers (the store records events at nanoseconds).
+	releasedAt time.Time
 }
 
 // withReadModels runs the read models over the test store in an in-memory
@@ -121,6 +125,7 @@ func (e *readAPI) settledJanuary() (released eventstore.Position) {
 	e.runCommand("/v1/payout-runs/HD-2024-01/approve", e.minh, "", http.StatusOK)
 	e.runCommand("/v1/payout-runs/HD-2024-01/release", e.thu, "", http.StatusOK)
 	released = e.head()
+	e.releasedAt = time.Now()
 	payAn, payBinh, payChi := e.paymentTo("HD-2024-01", hdAn), e.paymentTo("HD-2024-01", hdBinh), e.paymentTo("HD-2024-01", hdChi)
 	answers := strings.Join(disbursement.SettlementHeader, ",") + "\n" +
 		payAn.PaymentID + ",settled,FT24011801," + bankTime + ",1140000,,\n" +
@@ -379,6 +384,21 @@ func TestBalancesAndPayoutHistory(t *testing.T) {
 	}
 	wantProblem(t, env.get("/v1/beneficiaries/001145999999/balance", env.auditor), http.StatusNotFound, "beneficiary_not_found")
 	wantProblem(t, env.get("/v1/beneficiaries/12345/balance", env.auditor), http.StatusBadRequest, "invalid_identifier")
+
+	// As of an instant between the release and the bank's answers. The
+	// store stamps events with the real clock and the server's clock is
+	// the fake one of January 2024: move it past the real one, so that the
+	// instant is not "in the future".
+	env.clock.Advance(10 * 365 * 24 * time.Hour)
+	at := env.releasedAt.UTC().Format(time.RFC3339Nano)
+	past = env.balance(hdAn, "?through=2024-01&as_of="+url.QueryEscape(at), env.thu)
+	if brief(past.InTransit) != "1140000 2024-01" || brief(past.Paid) != "0 " || past.Position != released {
+		t.Fatalf("An as of %s: in transit %s, paid %s, position %s (release at %s)", at, brief(past.InTransit), brief(past.Paid), past.Position, released)
+	}
+	// Without through, as of an instant: through the month of that instant.
+	if b := env.balance(hdAn, "?as_of="+url.QueryEscape(at), env.thu); b.Through != domain.DateOf(env.releasedAt).Period().String() {
+		t.Errorf("through %s as of %s", b.Through, at)
+	}
 }
 
 // One as-of replay at a time: a second while one runs is refused, not

@@ -49,7 +49,7 @@ func (s *Server) getTrialBalance(c echo.Context) error {
 	if s.deps.ReadModels == nil && c.QueryParam(QueryAsOf) == "" {
 		return s.foldTrialBalance(c)
 	}
-	set, done, asOf, err := s.readModelsAt(c)
+	set, done, until, err := s.readModelsAt(c)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func (s *Server) getTrialBalance(c echo.Context) error {
 		Logger(c).Error("the trial balance does not net to zero", "total", tb.Total.Amount.String(), "position", tb.Position.String())
 	}
 	out := toTrialBalanceJSON(tb.TrialBalance, tb.Position)
-	if asOf {
+	if until != nil {
 		v := c.QueryParam(QueryAsOf)
 		out.AsOf = &v
 	}
