@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"maps"
 	"os"
 	"path/filepath"
@@ -10,8 +11,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/ansinh/ansinh/domain"
+	"github.com/ansinh/ansinh/domain/disbursement"
+	"github.com/ansinh/ansinh/domain/entitlement"
+	"github.com/ansinh/ansinh/eventstore"
 	"github.com/ansinh/ansinh/eventstore/pebble"
+	"github.com/ansinh/ansinh/ledger"
 	"github.com/ansinh/ansinh/projections"
 	"github.com/ansinh/ansinh/projections/audit"
 )
@@ -205,5 +212,52 @@ func TestAuditCommandsNeedALog(t *testing.T) {
 	}
 	if _, err := os.Stat(data); !os.IsNotExist(err) {
 		t.Errorf("the data directory was created: %v", err)
+	}
+}
+
+// A read model that cannot apply an event (here: a payment whose postings
+// do not balance, written behind the ledger's back) keeps its previous
+// generation; the others are rebuilt; the exit code and the error say
+// which failed and on which event.
+func TestRebuildKeepsTheGenerationOfAFailedReadModel(t *testing.T) {
+	d := newLedgerData(t)
+	bad := disbursement.PaymentIssued{
+		AttemptRef: disbursement.AttemptRef{Obligation: disbursement.ObligationKey{CitizenID: d.an, Program: entitlement.SocialMonthly, Period: domain.MustPeriod("2024-02")},
+			Attempt: 1, RunID: "X", PaymentID: "X-" + d.an + "-b0000000"},
+		Payee:   disbursement.Payee{CitizenID: d.an, Name: "X", Method: disbursement.MethodCash, District: longBienDistrict, Ward: ngocThuyWard},
+		Amounts: disbursement.Amounts{Gross: domain.VNDAmount(100), Net: domain.VNDAmount(90)}, // 10 dong vanish
+	}
+	data, err := json.Marshal(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var badAt eventstore.Position
+	inspect(t, d.data, func(_ *ledger.Ledger, s eventstore.Store) {
+		res, err := s.Append(context.Background(), bad.Obligation.Stream(), eventstore.NoStream(), eventstore.EventData{ID: uuid.New(), Type: bad.EventType(), Data: data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		badAt = res.Position
+	})
+	set, done := openReadModelsForTest(t, d.data)
+	gens := generations(t, set)
+	done()
+
+	code, stdout, stderr := runCmd(t, nil, "rebuild", "--data", d.data, "--projection", "registry,books")
+	if code != exitFailure {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	want := "ansinh: 1 of 2 read models not rebuilt (books); the first: rebuild of books: projection books stopped at event " + badAt.String()
+	if got := lastLine(stderr); !strings.HasPrefix(got, want) || !strings.Contains(got, "PaymentIssued") {
+		t.Errorf("error %q, want %q", got, want)
+	}
+	if !containsLine(stdout, "books ", "kept the previous generation") || !containsLine(stdout, "registry ", "rebuilt") || strings.Contains(stdout, "rebuilt 2") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+	set, done = openReadModelsForTest(t, d.data)
+	got := generations(t, set)
+	done()
+	if got["books"] != gens["books"] || got["registry"] != gens["registry"]+1 {
+		t.Errorf("generations %v, were %v", got, gens)
 	}
 }
