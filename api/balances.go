@@ -196,7 +196,7 @@ type (
 		IssuedAt   time.Time        `json:"issued_at"`
 		UpdatedAt  time.Time        `json:"updated_at"`
 		AnsweredAt *time.Time       `json:"answered_at"`
-		Trace      paymentTraceJSON        `json:"trace"`
+		Trace      paymentTraceJSON `json:"trace"`
 	}
 	payoutHistoryJSON struct {
 		Items      []paymentAttemptJSON `json:"items"`

@@ -3,8 +3,8 @@ package api
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/csv"
 	"crypto/rand"
+	"encoding/csv"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -643,7 +643,7 @@ func TestSealsAndVerification(t *testing.T) {
 		_ = sealer.Run(ctx)
 	}()
 	defer func() { cancel(); <-stopped }()
-	events := head.Commit // the embedded store numbers events from 1
+	events := head.Commit                   // the embedded store numbers events from 1
 	deadline := time.Now().Add(time.Minute) // a guard against a hang, not a timing assertion
 	for sealer.Status().LastSeal < events/10*10 {
 		if time.Now().After(deadline) {
