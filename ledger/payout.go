@@ -54,6 +54,21 @@ func summarize(ld Loaded[disbursement.Run]) RunSummary {
 	}
 }
 
+// afterFanout moves a summary's position past the per-payment events a
+// command wrote after its run event, so that a client waiting for that
+// position (read-your-writes) sees every payment the command touched. The
+// log's head is at or after all of them once they are acknowledged.
+func (l *Ledger) afterFanout(ctx context.Context, s RunSummary) (RunSummary, error) {
+	head, err := l.store.Head(ctx)
+	if err != nil {
+		return RunSummary{}, fmt.Errorf("ledger: read the log head: %w", err)
+	}
+	if head.Compare(s.Position) > 0 {
+		s.Position = head
+	}
+	return s, nil
+}
+
 // LoadRun reads a run. An unknown run is a NotFound RuleError.
 func (l *Ledger) LoadRun(ctx context.Context, runID string) (Loaded[disbursement.Run], error) {
 	if err := disbursement.ValidateID("run_id", runID); err != nil {
@@ -161,7 +176,7 @@ func (l *Ledger) ReleaseRun(ctx context.Context, req Request, runID string) (Run
 	if err != nil {
 		return RunSummary{}, fmt.Errorf("ledger: release run %s (call ReleaseRun again to complete it): %w", runID, err)
 	}
-	return summarize(ld), nil
+	return l.afterFanout(ctx, summarize(ld))
 }
 
 // CancelRun cancels a run before release, with a reason: the run is marked
@@ -196,7 +211,7 @@ func (l *Ledger) CancelRun(ctx context.Context, req Request, runID, reason strin
 	if err != nil {
 		return RunSummary{}, fmt.Errorf("ledger: cancel run %s (call CancelRun again to complete it): %w", runID, err)
 	}
-	return summarize(ld), nil
+	return l.afterFanout(ctx, summarize(ld))
 }
 
 // CloseRun closes a released run once every line has the bank's answer.

@@ -136,6 +136,17 @@ func (f *payoutFixture) approveAndRelease(id string) RunSummary {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	// Read-your-writes: the position a release reports covers the payment
+	// events it wrote after the run event.
+	after, err := f.store.ReadAll(f.ctx, s.Position, eventstore.MaxReadLimit)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, ev := range after {
+		if ev.Type == "PaymentReleased.v1" {
+			f.t.Fatalf("release of %s reported position %s, but a payment it released is at %s", id, s.Position, ev.Position)
+		}
+	}
 	return s
 }
 
