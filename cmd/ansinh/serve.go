@@ -31,7 +31,8 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	sealEvery       int
 	sealInterval    time.Duration
-	sealTrust       string // comma-separated PEM files of other sealers' public keys
+	sealTrust       string  // comma-separated PEM files of other sealers' public keys
+	rateLimit       float64 // requests a second per user; bursts of twice that
 }
 
 // HTTP server limits. The write timeout must outlast the longest wait for
@@ -43,6 +44,7 @@ const (
 	idleTimeout       = 120 * time.Second
 	maxHeaderBytes    = 64 << 10
 	maxShutdown       = 5 * time.Minute
+	maxRateLimit      = 100_000
 )
 
 func parseServe(args []string, stdout io.Writer, getenv func(string) string) (serveConfig, error) {
@@ -68,6 +70,8 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	fs.fromEnv("seal-interval", "ANSINH_SEAL_INTERVAL")
 	fs.StringVar(&cfg.sealTrust, "seal-trust", "", "comma-separated PEM files of other instances' seal public keys, trusted besides this one's")
 	fs.fromEnv("seal-trust", "ANSINH_SEAL_TRUST")
+	fs.Float64Var(&cfg.rateLimit, "rate-limit", 20, "requests a second each user may send (bursts of twice that), 1 to 100000")
+	fs.fromEnv("rate-limit", "ANSINH_RATE_LIMIT")
 	if err := fs.parse(args, getenv); err != nil {
 		return cfg, err
 	}
@@ -75,6 +79,11 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	// seal in turn, forever.
 	if cfg.sealEvery < 2 || cfg.sealEvery > audit.MaxSealEvents {
 		return cfg, usagef("--seal-every %d: want 2 to %d", cfg.sealEvery, audit.MaxSealEvents)
+	}
+	// The upper bound keeps the burst (twice the rate) within what
+	// api.RateLimitConfig accepts; NaN fails both comparisons, hence the !.
+	if !(cfg.rateLimit >= 1 && cfg.rateLimit <= maxRateLimit) {
+		return cfg, usagef("--rate-limit %v: want 1 to %d requests a second", cfg.rateLimit, maxRateLimit)
 	}
 	if cfg.sealInterval < time.Second {
 		return cfg, usagef("--seal-interval %s: want at least 1s", cfg.sealInterval)
@@ -204,7 +213,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		}
 	}()
 
-	srv, err := api.New(api.Config{Version: versionString(), JWT: jwtCfg}, api.Deps{
+	rateLimit := api.RateLimitConfig{PerSecond: cfg.rateLimit, Burst: int(2 * cfg.rateLimit)}
+	srv, err := api.New(api.Config{Version: versionString(), JWT: jwtCfg, RateLimit: rateLimit}, api.Deps{
 		Store: store, Users: dir, Ledger: led, Metrics: metrics, Logger: log,
 		ReadModels: rm.set, SealKeys: rm.keys, Sealer: rm.sealer,
 	})
