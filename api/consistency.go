@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ansinh/ansinh/eventstore"
+	"github.com/ansinh/ansinh/projections"
 	"github.com/labstack/echo/v4"
 )
 
@@ -110,6 +111,13 @@ func (s *Server) AwaitProjections(c echo.Context) error {
 			"the read models have not reached position %s within %s (they are at %s); retry shortly",
 			pos, s.cfg.WaitMax, p.Position()).
 			WithHeader("Retry-After", "1")
+	case errors.As(err, new(*projections.Failure)):
+		// A read model stopped on an event before pos: it will not get
+		// there by itself, so this is an outage an operator must see
+		// (GET /v1/projections names the event), not a bug in the request.
+		return Problemf(http.StatusServiceUnavailable, "projection_stopped",
+			"the read models cannot reach position %s: %v; an operator must fix the read model (see GET /v1/projections)", pos, err).
+			WithHeader("Retry-After", "30").WithCause(err)
 	default:
 		return fmt.Errorf("await projections: %w", err)
 	}

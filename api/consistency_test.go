@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ansinh/ansinh/eventstore"
+	"github.com/ansinh/ansinh/projections"
 	"github.com/labstack/echo/v4"
 )
 
@@ -20,6 +23,7 @@ type fakeProjections struct {
 	mu      sync.Mutex
 	pos     eventstore.Position
 	catchUp bool
+	failure error // returned at once by WaitFor: a read model that stopped
 }
 
 func (f *fakeProjections) Position() eventstore.Position {
@@ -29,6 +33,9 @@ func (f *fakeProjections) Position() eventstore.Position {
 }
 
 func (f *fakeProjections) WaitFor(ctx context.Context, pos eventstore.Position) error {
+	if f.failure != nil {
+		return f.failure
+	}
 	if f.catchUp {
 		f.mu.Lock()
 		f.pos = pos
@@ -137,6 +144,12 @@ func TestReadYourWrites(t *testing.T) {
 		if w.Header().Get("Retry-After") == "" {
 			t.Fatal("no Retry-After")
 		}
+	})
+	t.Run("a read model stopped", func(t *testing.T) {
+		stopped := &projections.Failure{Projection: "balances", StreamID: "payment-x", EventType: "PaymentSettled.v1", Err: errors.New("bad event")}
+		env, pos := setup(t, &fakeProjections{failure: fmt.Errorf("%w: %w", projections.ErrNotCaughtUp, stopped)})
+		w := env.do(query(env, pos.String()))
+		wantProblem(t, w, http.StatusServiceUnavailable, "projection_stopped")
 	})
 	t.Run("past the end of the log", func(t *testing.T) {
 		env, pos := setup(t, &fakeProjections{})

@@ -111,6 +111,7 @@ var problemTitles = map[string]string{
 	"idempotency_response_lost":  "The response to this Idempotency-Key was not kept",
 	"rate_limited":               "Too many requests",
 	"projection_behind":          "The data is not yet up to date",
+	"projection_stopped":         "A read model has stopped",
 	"projections_unavailable":    "This server does not serve projections",
 	"invalid_position":           "The position is invalid",
 	"invalid_cursor":             "The pagination cursor is invalid",
