@@ -120,11 +120,7 @@ func exportEvents(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := store.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close event store: %w", cerr))
-		}
-	}()
+	defer closeInto(&err, "event store", store)
 	head, err := store.Head(ctx)
 	if err != nil {
 		return fmt.Errorf("head of the log: %w", err)

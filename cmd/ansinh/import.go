@@ -140,11 +140,7 @@ func importBeneficiaries(ctx context.Context, args []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := store.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close event store: %w", cerr))
-		}
-	}()
+	defer closeInto(&err, "event store", store)
 	led := ledger.New(store, ledger.DefaultConfig())
 	actor, err := importActor(ctx, store, cfg.as)
 	if err != nil {

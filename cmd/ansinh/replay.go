@@ -260,11 +260,7 @@ func replayCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := store.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close event store: %w", cerr))
-		}
-	}()
+	defer closeInto(&err, "event store", store)
 	head, err := headOf(ctx, store)
 	if err != nil {
 		return err

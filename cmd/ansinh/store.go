@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -86,4 +87,13 @@ func openStore(ctx context.Context, cfg storeConfig, log *slog.Logger) (eventsto
 		return nil, err
 	}
 	return s, nil
+}
+
+// closeInto closes c when a command ends and adds a failure to close to the
+// command's error (*err), so that a store that could not flush its last
+// writes never fails silently. Use it as: defer closeInto(&err, "event store", store).
+func closeInto(err *error, what string, c io.Closer) {
+	if cerr := c.Close(); cerr != nil {
+		*err = errors.Join(*err, fmt.Errorf("close %s: %w", what, cerr))
+	}
 }

@@ -163,11 +163,7 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := store.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close event store: %w", cerr))
-		}
-	}()
+	defer closeInto(&err, "event store", store)
 	db, err := openReadModels(cfg.store, false)
 	switch {
 	case errors.Is(err, errNoReadModels):
