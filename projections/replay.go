@@ -47,6 +47,7 @@ func Replay(ctx context.Context, store eventstore.Store, db *DB, projs []Project
 			return nil, fmt.Errorf("projections: replay into a database that already holds %s", m.name)
 		}
 	}
+	defer raiseGCPercent(ReplayGCPercent)()
 	if err := r.replay(ctx, ms, until, true); err != nil {
 		return nil, err
 	}

@@ -497,7 +497,6 @@ func (r *Runner) commit(ms []*member) error {
 		}
 		wg.Wait()
 	}
-	b := batches[0]
 	defer func() {
 		for _, x := range batches {
 			_ = x.Close()
@@ -506,7 +505,21 @@ func (r *Runner) commit(ms []*member) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	for _, x := range batches[1:] {
+	b := batches[0]
+	if len(batches) > 1 {
+		// One batch sized for all: appending the others to the first would
+		// grow (and copy) it several times.
+		size := 0
+		for _, x := range batches {
+			size += x.Len()
+		}
+		b = r.db.pdb.NewBatchWithSize(size)
+		defer func() { _ = b.Close() }()
+	}
+	for _, x := range batches {
+		if x == b {
+			continue
+		}
 		if err := b.Apply(x, nil); err != nil {
 			return fmt.Errorf("projections: commit: %w", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -37,10 +38,11 @@ type Tx struct {
 	prefix  []byte
 	entries map[string]*entry
 	keyBuf  []byte
-	dirty   []string // keys changed since the last commit, each once
+	dirty   []*entry // entries changed since the last commit, each once
 }
 
 type entry struct {
+	key    string // the map's key, kept here so that commits need no map lookups
 	raw    []byte // encoded value; nil when obj holds the value or it does not exist
 	obj    Value  // decoded value, encoded at commit
 	exists bool
@@ -124,7 +126,7 @@ func (tx *Tx) Dirty() int { return len(tx.dirty) }
 func (tx *Tx) markDirty(key []byte, e *entry) {
 	if !e.dirty {
 		e.dirty = true
-		tx.dirty = append(tx.dirty, string(key))
+		tx.dirty = append(tx.dirty, e)
 	}
 }
 
@@ -134,8 +136,8 @@ func (tx *Tx) entry(key []byte) *entry {
 	if e, ok := tx.entries[string(key)]; ok {
 		return e
 	}
-	e := &entry{}
-	tx.entries[string(key)] = e
+	e := &entry{key: string(key)}
+	tx.entries[e.key] = e
 	return e
 }
 
@@ -146,7 +148,7 @@ func (tx *Tx) lookup(key []byte) (*entry, error) {
 	}
 	tx.keyBuf = append(append(tx.keyBuf[:0], tx.prefix...), key...)
 	v, closer, err := tx.db.Get(tx.keyBuf)
-	e := &entry{}
+	e := &entry{key: string(key)}
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 	case err != nil:
@@ -156,7 +158,7 @@ func (tx *Tx) lookup(key []byte) (*entry, error) {
 		e.exists = true
 		closeQuietly(closer)
 	}
-	tx.entries[string(key)] = e
+	tx.entries[e.key] = e
 	return e, nil
 }
 
@@ -165,9 +167,9 @@ func (tx *Tx) lookup(key []byte) (*entry, error) {
 func (tx *Tx) writeTo(b *pebble.Batch, buf []byte) ([]byte, error) {
 	// Keys go into the batch in order: the memtable's skiplist inserts
 	// neighbouring keys faster than random ones.
-	slices.Sort(tx.dirty)
-	for _, k := range tx.dirty {
-		e := tx.entries[k]
+	slices.SortFunc(tx.dirty, func(a, b *entry) int { return strings.Compare(a.key, b.key) })
+	for _, e := range tx.dirty {
+		k := e.key
 		key := append(append(tx.keyBuf[:0], tx.prefix...), k...)
 		if !e.exists {
 			if err := b.Delete(key, nil); err != nil {
@@ -200,8 +202,8 @@ func (tx *Tx) committed(cacheMax int) {
 		tx.reset()
 		return
 	}
-	for _, k := range tx.dirty {
-		tx.entries[k].dirty = false
+	for _, e := range tx.dirty {
+		e.dirty = false
 	}
 	tx.dirty = tx.dirty[:0]
 }
@@ -210,6 +212,7 @@ func (tx *Tx) committed(cacheMax int) {
 // away, and the cache may hold its uncommitted changes.
 func (tx *Tx) reset() {
 	clear(tx.entries)
+	clear(tx.dirty)
 	tx.dirty = tx.dirty[:0]
 }
 
