@@ -56,7 +56,19 @@ func DateOf(t time.Time) Date {
 	return Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}
 }
 
-func (d Date) String() string { return fmt.Sprintf("%04d-%02d-%02d", d.Year, int(d.Month), d.Day) }
+func (d Date) String() string {
+	// Without fmt, like Period.String.
+	if d.Year >= 0 && d.Year <= 9999 && d.Month >= 0 && d.Month <= 99 && d.Day >= 0 && d.Day <= 99 {
+		var b [10]byte
+		put4(b[0:4], d.Year)
+		b[4] = '-'
+		put2(b[5:7], int(d.Month))
+		b[7] = '-'
+		put2(b[8:10], d.Day)
+		return string(b[:])
+	}
+	return fmt.Sprintf("%04d-%02d-%02d", d.Year, int(d.Month), d.Day)
+}
 
 // IsZero reports whether d is the zero value (no date).
 func (d Date) IsZero() bool { return d == Date{} }

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // slowMoney is the reference: the strict encoding/json path alone.
@@ -172,4 +173,25 @@ func BenchmarkMoneyUnmarshalJSON(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestPeriodDateStringMatchesSprintf: the hand-written String methods write
+// exactly what fmt wrote before, in and out of their fast range.
+func TestPeriodDateStringMatchesSprintf(t *testing.T) {
+	years := []int{-10000, -1, 0, 1, 9, 10, 99, 100, 999, 1000, 2024, 2100, 9999, 10000, 123456}
+	months := []int{-1, 0, 1, 9, 10, 12, 13, 99, 100, 1000}
+	for _, y := range years {
+		for _, m := range months {
+			p := Period{Year: y, Month: time.Month(m)}
+			if got, want := p.String(), fmt.Sprintf("%04d-%02d", y, m); got != want {
+				t.Errorf("Period{%d, %d}.String() = %q, want %q", y, m, got, want)
+			}
+			for _, d := range []int{-1, 0, 1, 9, 10, 31, 99, 100} {
+				dt := Date{Year: y, Month: time.Month(m), Day: d}
+				if got, want := dt.String(), fmt.Sprintf("%04d-%02d-%02d", y, m, d); got != want {
+					t.Errorf("Date{%d, %d, %d}.String() = %q, want %q", y, m, d, got, want)
+				}
+			}
+		}
+	}
 }

@@ -59,7 +59,26 @@ func MustPeriod(s string) Period {
 // PeriodOf is the period that contains t (in t's location).
 func PeriodOf(t time.Time) Period { return Period{Year: t.Year(), Month: t.Month()} }
 
-func (p Period) String() string { return fmt.Sprintf("%04d-%02d", p.Year, int(p.Month)) }
+func (p Period) String() string {
+	// Without fmt for every valid period (and anything else of that width):
+	// stream names and keys of projections are built from periods, millions
+	// of times in a rebuild. TestPeriodDateStringMatchesSprintf.
+	if p.Year >= 0 && p.Year <= 9999 && p.Month >= 0 && p.Month <= 99 {
+		var b [7]byte
+		put4(b[0:4], p.Year)
+		b[4] = '-'
+		put2(b[5:7], int(p.Month))
+		return string(b[:])
+	}
+	return fmt.Sprintf("%04d-%02d", p.Year, int(p.Month))
+}
+
+// put4 and put2 write n (0 to 9999, 0 to 99) as zero-padded digits.
+func put4(b []byte, n int) {
+	b[0], b[1], b[2], b[3] = byte('0'+n/1000), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10)
+}
+
+func put2(b []byte, n int) { b[0], b[1] = byte('0'+n/10), byte('0'+n%10) }
 
 // IsZero reports whether p is the zero value (no period).
 func (p Period) IsZero() bool { return p.Year == 0 && p.Month == 0 }
