@@ -46,6 +46,9 @@ func Replay(ctx context.Context, store eventstore.Store, db *DB, projs []Project
 		if !m.applied.Position.IsStart() {
 			return nil, fmt.Errorf("projections: replay into a database that already holds %s", m.name)
 		}
+		if err := m.tx.startEmpty(); err != nil {
+			return nil, err
+		}
 	}
 	defer raiseGCPercent(ReplayGCPercent)()
 	if err := r.replay(ctx, ms, until, true); err != nil {

@@ -1,0 +1,81 @@
+package projections
+
+import (
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// TestTxCompleteSkipsOnlyWhatCannotExist: a Tx that started on an empty
+// keyspace answers misses from memory, but one whose keyspace holds keys,
+// or whose cache was dropped, still reads Pebble.
+func TestTxCompleteSkipsOnlyWhatCannotExist(t *testing.T) {
+	db, err := OpenDB("", DBOptions{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	prefix := []byte("test/1/")
+	commit := func(tx *Tx, cacheMax int) {
+		t.Helper()
+		b := db.pdb.NewBatch()
+		defer b.Close()
+		if _, err := tx.writeTo(b, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+		tx.committed(cacheMax)
+	}
+	get := func(tx *Tx, key string) bool {
+		t.Helper()
+		_, found, err := tx.Get([]byte(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return found
+	}
+
+	tx := newTx(db.pdb, prefix)
+	if err := tx.startEmpty(); err != nil {
+		t.Fatal(err)
+	}
+	if !tx.complete {
+		t.Fatal("empty keyspace: want complete")
+	}
+	if get(tx, "a") {
+		t.Fatal("a found in an empty keyspace")
+	}
+	tx.Set([]byte("a"), []byte("1"))
+	commit(tx, 100)
+	if !tx.complete || !get(tx, "a") {
+		t.Fatalf("after a commit that kept the cache: complete %v, a found %v", tx.complete, get(tx, "a"))
+	}
+	// Dropping the cache (more keys than cacheMax) forgets what exists.
+	tx.Set([]byte("b"), []byte("2"))
+	commit(tx, 0)
+	if tx.complete {
+		t.Fatal("after the cache was dropped: still complete")
+	}
+	if !get(tx, "a") || !get(tx, "b") {
+		t.Fatal("after the cache was dropped: committed keys not read back from Pebble")
+	}
+
+	// A keyspace that already holds keys is never complete.
+	tx2 := newTx(db.pdb, prefix)
+	if err := tx2.startEmpty(); err != nil {
+		t.Fatal(err)
+	}
+	if tx2.complete || !get(tx2, "a") {
+		t.Fatalf("non-empty keyspace: complete %v, a found %v", tx2.complete, get(tx2, "a"))
+	}
+	// Another prefix is empty even though a neighbour holds keys.
+	tx3 := newTx(db.pdb, []byte("test/10/"))
+	if err := tx3.startEmpty(); err != nil {
+		t.Fatal(err)
+	}
+	if !tx3.complete {
+		t.Fatal("empty neighbouring keyspace: want complete")
+	}
+}
