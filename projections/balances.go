@@ -223,7 +223,7 @@ func balance(reg, bal *Reader, cid string, through domain.Period, lim entitlemen
 	if acc == nil {
 		acc = &accounts{}
 	}
-	byStream := map[string]*obligationBalance{}
+	byStream := make(map[string]*obligationBalance, len(obs))
 	for _, o := range obs {
 		byStream[o.Key.Stream()] = o
 	}
@@ -233,8 +233,13 @@ func balance(reg, bal *Reader, cid string, through domain.Period, lim entitlemen
 		return Balance{}, false, fmt.Errorf("balance of %s: %w", cid, err)
 	}
 	out := Balance{CitizenID: cid, Through: through, Recoveries: recoveries, TopUps: topUps, Accounts: *acc}
+	// Sized once: a monthly grant accrues a line a month (29 by late
+	// 2026), and growing these, the buckets' lines most of all, was a fifth
+	// of what a balance query allocated.
 	accrued := make([]disbursement.ObligationKey, 0, len(owed)+len(topUps))
-	amounts := map[disbursement.ObligationKey]domain.Money{}
+	amounts := make(map[disbursement.ObligationKey]domain.Money, cap(accrued))
+	out.Accrued.Lines = make([]BalanceLine, 0, cap(accrued))
+	out.Outstanding.Lines = make([]BalanceLine, 0, cap(accrued))
 	for _, l := range owed {
 		k := disbursement.ObligationKey{CitizenID: cid, Program: l.Program, Period: l.Period}
 		accrued = append(accrued, k)
@@ -246,7 +251,7 @@ func balance(reg, bal *Reader, cid string, through domain.Period, lim entitlemen
 			amounts[t.Obligation] = add(amounts[t.Obligation], t.Amount)
 		}
 	}
-	seen := map[disbursement.ObligationKey]bool{}
+	seen := make(map[disbursement.ObligationKey]bool, len(accrued))
 	for _, k := range accrued {
 		if seen[k] {
 			continue

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/ansinh/ansinh/domain/entitlement"
@@ -343,11 +344,34 @@ func beneficiary(r *Reader, cid string) (*Beneficiary, bool, error) {
 }
 
 func catalogue(r *Reader) (entitlement.Catalogue, error) {
-	c, found, err := Read[storedCatalogue](r, catalogueKey)
+	raw, found, err := r.Get(catalogueKey)
 	if err != nil || !found {
 		return entitlement.Catalogue{}, err
 	}
-	return c.domain(), nil
+	if m := lastCatalogue.Load(); m != nil && bytes.Equal(m.raw, raw) {
+		return m.cat, nil
+	}
+	var c storedCatalogue
+	if err := c.UnmarshalBinary(raw); err != nil {
+		return entitlement.Catalogue{}, fmt.Errorf("projections: decode %q: %w", catalogueKey, err)
+	}
+	cat := c.domain()
+	lastCatalogue.Store(&decodedCatalogue{raw: raw, cat: cat})
+	return cat, nil
+}
+
+// lastCatalogue is the catalogue catalogue() decoded last, with the bytes
+// it was decoded from. Every balance needs the catalogue, which changes a
+// few times a year, and decoding its JSON was an eighth of a balance
+// query's CPU. It is keyed by the stored bytes, not by a position, so a
+// changed catalogue, another generation's or another Set's (an as-of
+// replay) is decoded afresh, never confused with this one. The maps are
+// shared by every caller: they are read, never written.
+var lastCatalogue atomic.Pointer[decodedCatalogue]
+
+type decodedCatalogue struct {
+	raw []byte
+	cat entitlement.Catalogue
 }
 
 // rosterPage lists registered citizen IDs after `after`, ascending, of the
