@@ -97,6 +97,7 @@ type loadConfig struct {
 	timeout     time.Duration
 	firstSerial int
 	seed        uint64
+	serverPID   int
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
@@ -119,6 +120,7 @@ func parseLoad(args []string, stderr io.Writer, getenv func(string) string) (loa
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "give up on one request after this long (counted as an error)")
 	fs.IntVar(&cfg.firstSerial, "first-serial", 500_000, "register: citizen ID serials start here; keep them past the imported ones")
 	fs.Uint64Var(&cfg.seed, "seed", 1, "seed of the random choices (which person, which ward)")
+	fs.IntVar(&cfg.serverPID, "server-pid", 0, "the server's process ID: report its CPU time per measured request (Linux /proc)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -144,6 +146,8 @@ func parseLoad(args []string, stderr io.Writer, getenv func(string) string) (loa
 		return cfg, usagef("--timeout %s: want more than 0 and at most %s", cfg.timeout, maxTimeout)
 	case cfg.firstSerial < 0 || cfg.firstSerial > maxSerial:
 		return cfg, usagef("--first-serial %d: want 0 to %d", cfg.firstSerial, maxSerial)
+	case cfg.serverPID < 0:
+		return cfg, usagef("--server-pid %d: want a process ID", cfg.serverPID)
 	case cfg.token == "":
 		return cfg, usagef("no token: set ANSINH_TOKEN (or --token)")
 	}
@@ -257,7 +261,7 @@ func loadCommand(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	rep, err := runLoad(ctx, loadRun{
 		client: newClient(cfg.concurrency, cfg.timeout), scenario: sc, name: cfg.scenario,
 		concurrency: cfg.concurrency, warmup: cfg.warmup, duration: cfg.duration,
-		requests: cfg.requests, seed: cfg.seed,
+		requests: cfg.requests, seed: cfg.seed, serverPID: cfg.serverPID,
 	})
 	if err != nil {
 		return err
@@ -281,6 +285,7 @@ type loadRun struct {
 	duration    time.Duration
 	requests    int // measured requests at most; 0: no bound but the duration
 	seed        uint64
+	serverPID   int // 0: the server's CPU time is not measured
 }
 
 // maxBodyBytes bounds what is read of one answer: a balance is a few KiB.
@@ -310,6 +315,23 @@ func runLoad(ctx context.Context, lr loadRun) (*report, error) {
 		lastDone = make([]time.Time, lr.concurrency)
 		errs     = make([]error, lr.concurrency)
 	)
+	// The server's CPU time over the measured window: sampled when the
+	// warm-up ends and after the last answer.
+	var cpuStart time.Duration
+	var cpuErr error
+	cpuSampled := make(chan struct{})
+	if lr.serverPID > 0 {
+		go func() {
+			defer close(cpuSampled)
+			select {
+			case <-time.After(time.Until(measureFrom)):
+				cpuStart, cpuErr = processCPU(lr.serverPID)
+			case <-ctx.Done(): // interrupted during the warm-up: nothing to report
+			}
+		}()
+	} else {
+		close(cpuSampled)
+	}
 	for i := range lr.concurrency {
 		results[i] = newResult()
 		wg.Go(func() {
@@ -317,6 +339,7 @@ func runLoad(ctx context.Context, lr loadRun) (*report, error) {
 		})
 	}
 	wg.Wait()
+	<-cpuSampled
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("interrupted: %w", err)
 	}
@@ -333,6 +356,13 @@ func runLoad(ctx context.Context, lr loadRun) (*report, error) {
 	}
 	if !last.IsZero() {
 		rep.elapsed = last.Sub(measureFrom)
+	}
+	if lr.serverPID > 0 {
+		cpuEnd, err := processCPU(lr.serverPID)
+		if err = errors.Join(cpuErr, err); err != nil {
+			return nil, err
+		}
+		rep.serverCPU, rep.serverCPUKnown = cpuEnd-cpuStart, true
 	}
 	return rep, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -347,5 +348,49 @@ func TestWaitForReady(t *testing.T) {
 	defer mu.Unlock()
 	if calls != 3 {
 		t.Fatalf("%d calls to /readyz, want 3", calls)
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	tests := []struct {
+		line string
+		want time.Duration // -1: an error
+	}{
+		{"4242 (ansinh) S 1 4242 4242 0 -1 4194560 5000 0 0 0 1234 567 0 0 20 0 9 0 100 1000 200 18446744073709551615", 18010 * time.Millisecond},
+		{"7 (a) b) (c) R 1 7 7 0 -1 0 0 0 0 0 10 20 0 0", 300 * time.Millisecond}, // a name with spaces and parentheses
+		{"7 (ansinh) S 1 7 7 0 -1 0 0 0 0 0 10", -1},                              // cut short
+		{"7 (ansinh) S 1 7 7 0 -1 0 0 0 0 0 x 20", -1},
+		{"7 ansinh S", -1},
+	}
+	for _, tt := range tests {
+		got, err := parseProcStat([]byte(tt.line))
+		switch {
+		case tt.want < 0 && err == nil:
+			t.Errorf("%q: %v, want an error", tt.line, got)
+		case tt.want >= 0 && (err != nil || got != tt.want):
+			t.Errorf("%q: %v, %v; want %v", tt.line, got, err, tt.want)
+		}
+	}
+	// This process: some CPU time, and never less later.
+	a, err := processCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := processCPU(os.Getpid())
+	if err != nil || b < a {
+		t.Fatalf("%v then %v, %v", a, b, err)
+	}
+}
+
+func TestServerCPUReported(t *testing.T) {
+	srv := httptest.NewServer(newFakeAPI(t))
+	defer srv.Close()
+	code, out, errOut := loadOnce(t, srv.URL, "--scenario", "register", "--requests", "50", "--concurrency", "2",
+		"--server-pid", strconv.Itoa(os.Getpid())) // the fake server runs in this process
+	if code != exitOK || !strings.Contains(out, "server_cpu_us_per_request: ") {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	if code, _, _ := loadOnce(t, srv.URL, "--scenario", "register", "--requests", "5", "--server-pid", "999999999"); code != exitFailure {
+		t.Fatalf("no such process: exit %d", code)
 	}
 }

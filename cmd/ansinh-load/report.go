@@ -55,6 +55,10 @@ type report struct {
 	scenario    string
 	concurrency int
 	elapsed     time.Duration // measured window: after the warm-up, to the last answer
+	// serverCPU is the server process's CPU time (user and system, all
+	// threads) over the measured window, when its process ID was given.
+	serverCPU      time.Duration
+	serverCPUKnown bool
 	result
 }
 
@@ -98,6 +102,10 @@ func (r *report) write(w io.Writer) {
 		a := &r.latency
 		fmt.Fprintf(&b, "latency_ms (all): p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  mean %s\n",
 			ms(a.quantile(0.50)), ms(a.quantile(0.90)), ms(a.quantile(0.99)), ms(a.quantile(0.999)), ms(a.max), ms(a.mean()))
+	}
+	if r.serverCPUKnown && r.requests() > 0 {
+		fmt.Fprintf(&b, "server_cpu_s: %.2f\n", r.serverCPU.Seconds())
+		fmt.Fprintf(&b, "server_cpu_us_per_request: %.0f\n", float64(r.serverCPU.Microseconds())/float64(r.requests()))
 	}
 	for _, code := range slices.Sorted(maps.Keys(r.status)) {
 		fmt.Fprintf(&b, "status %d: %d\n", code, r.status[code])

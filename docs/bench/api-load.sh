@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Load benchmark of the ansinh API on loopback (docs/BENCHMARKS.md, "API
+# (loopback load)"): builds ansinh and ansinh-load, generates the import
+# file of BenchmarkImport, imports it into a fresh data directory, starts
+# `ansinh serve` on 127.0.0.1 with a raised rate limit, waits for /readyz,
+# runs the balance, register and payment-method scenarios, and stops the
+# server. Everything lives in a temporary directory, removed at the end
+# (KEEP=1 keeps it, with the server's log).
+#
+#   docs/bench/api-load.sh                    # 300,000 beneficiaries, 20 s per scenario
+#   LINES=10000 DURATION=5s docs/bench/api-load.sh
+#
+# Settings (environment): LINES (300000), DURATION (20s), WARMUP (3s),
+# CONCURRENCY ("16 64": each scenario runs once per value), SCENARIOS
+# ("balance register payment-method"), PAUSE (10s between runs, so that one
+# run's background work, compactions and read-model updates, does not land
+# on the next), LOG_LEVEL (info: the server writes its access log, as in
+# production), KEEP (empty). The server and the load generator share the
+# machine's CPUs; each report gives the server's CPU time per request
+# (from /proc), which depends less on what else runs than the rate does.
+set -euo pipefail
+
+LINES=${LINES:-300000}
+DURATION=${DURATION:-20s}
+WARMUP=${WARMUP:-3s}
+CONCURRENCY=${CONCURRENCY:-16 64}
+PAUSE=${PAUSE:-10s}
+SCENARIOS=${SCENARIOS:-balance register payment-method}
+LOG_LEVEL=${LOG_LEVEL:-info}
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/ansinh-load.XXXXXX")
+server_pid=""
+
+cleanup() {
+	if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+		kill -TERM "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+	fi
+	if [[ -n ${KEEP:-} ]]; then
+		echo "kept $work" >&2
+	else
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+
+say() { printf '\n== %s\n' "$*"; }
+
+say "machine"
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "nproc: $(nproc)"
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "go: $(go version)"
+echo "commit: $(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet HEAD -- ':!docs' 2>/dev/null || echo ' (uncommitted changes)')"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+say "build"
+(cd "$repo" && go build -o "$work/ansinh" ./cmd/ansinh && go build -o "$work/ansinh-load" ./cmd/ansinh-load)
+
+say "generate $LINES beneficiaries"
+"$work/ansinh-load" gen-csv --lines "$LINES" --out "$work/people.csv"
+
+say "import"
+data="$work/data"
+token=$("$work/ansinh" users add --name bench --role registrar --data "$data")
+start=$(date +%s)
+"$work/ansinh" import beneficiaries --file "$work/people.csv" --data "$data" --as bench 2>"$work/import.log" | tail -1
+echo "import took $(($(date +%s) - start)) s"
+
+say "serve"
+"$work/ansinh" serve --addr 127.0.0.1:0 --data "$data" --rate-limit 100000 \
+	--log-format json --log-level "$LOG_LEVEL" 2>"$work/serve.log" &
+server_pid=$!
+addr=""
+for _ in $(seq 1 600); do
+	addr=$(grep -m1 '"msg":"listening"' "$work/serve.log" 2>/dev/null | sed -n 's/.*"addr":"\([^"]*\)".*/\1/p' || true)
+	[[ -n $addr ]] && break
+	kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
+	sleep 0.1
+done
+[[ -n $addr ]] || { echo "the server did not say where it listens" >&2; exit 1; }
+url="http://$addr"
+echo "listening on $url"
+"$work/ansinh-load" wait --url "$url" --timeout 30m
+
+export ANSINH_TOKEN=$token
+# Each register run takes its own range of citizen ID serials, past the
+# imported ones (0 to LINES-1).
+register_runs=$(wc -w <<<"$CONCURRENCY")
+serial_step=$(((1000000 - LINES) / register_runs))
+register_run=0
+status=0
+for sc in $SCENARIOS; do
+	for conc in $CONCURRENCY; do
+		say "scenario $sc, $conc connections"
+		args=(--url "$url" --scenario "$sc" --duration "$DURATION" --warmup "$WARMUP" --concurrency "$conc" --server-pid "$server_pid")
+		case $sc in
+		balance | payment-method) args+=(--ids "$work/people.csv") ;;
+		register)
+			args+=(--first-serial "$((LINES + register_run * serial_step))")
+			register_run=$((register_run + 1))
+			;;
+		esac
+		echo "command: ansinh-load ${args[*]}"
+		echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+		"$work/ansinh-load" "${args[@]}" || status=1
+		sleep "$PAUSE"
+	done
+done
+
+say "stop"
+kill -TERM "$server_pid"
+wait "$server_pid" || status=1
+server_pid=""
+grep -c '"msg":"request"' "$work/serve.log" | sed 's/^/request log lines: /'
+exit $status
