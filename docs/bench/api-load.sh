@@ -12,9 +12,10 @@
 #
 # Settings (environment): LINES (300000), DURATION (20s), WARMUP (3s),
 # CONCURRENCY ("16 64": each scenario runs once per value), SCENARIOS
-# ("balance register payment-method"), PAUSE (10s between runs, so that one
-# run's background work, compactions and read-model updates, does not land
-# on the next), LOG_LEVEL (info: the server writes its access log, as in
+# ("balance register payment-method"), IDLE_MAX (600: before each run the
+# script waits, up to this many seconds, for the server to be idle, under 1 %
+# of a CPU over 5 s, so that the compactions after the import and after each
+# run's writes do not land on the next run; 0 skips the wait), LOG_LEVEL (info: the server writes its access log, as in
 # production), KEEP (empty). The server and the load generator share the
 # machine's CPUs; each report gives the server's CPU time per request
 # (from /proc), which depends less on what else runs than the rate does.
@@ -24,7 +25,7 @@ LINES=${LINES:-300000}
 DURATION=${DURATION:-20s}
 WARMUP=${WARMUP:-3s}
 CONCURRENCY=${CONCURRENCY:-16 64}
-PAUSE=${PAUSE:-10s}
+IDLE_MAX=${IDLE_MAX:-600}
 SCENARIOS=${SCENARIOS:-balance register payment-method}
 LOG_LEVEL=${LOG_LEVEL:-info}
 
@@ -95,6 +96,24 @@ done
 grep -q '"msg":"read models caught up"' "$work/serve.log" || { echo "the read models did not catch up within 30 minutes" >&2; exit 1; }
 grep -m1 '"msg":"read models caught up"' "$work/serve.log" | sed -n 's/.*"duration_ms":\([0-9]*\).*/read models caught up after \1 ms/p'
 
+# wait_idle waits until the server used under 1 % of a CPU over 5 s:
+# Pebble's compactions and the read models' catch-up are done.
+wait_idle() {
+	local start=$SECONDS before after
+	((IDLE_MAX > 0)) || return 0
+	while ((SECONDS - start < IDLE_MAX)); do
+		before=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
+		sleep 5
+		after=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
+		# At most 0.05 s of CPU in 5 s.
+		if (((after - before) * 100 <= 5 * $(getconf CLK_TCK))); then
+			echo "server idle after $((SECONDS - start)) s"
+			return 0
+		fi
+	done
+	echo "server still busy after $IDLE_MAX s; measuring anyway"
+}
+
 export ANSINH_TOKEN=$token
 # Each register run takes its own range of citizen ID serials, past the
 # imported ones (0 to LINES-1).
@@ -113,10 +132,10 @@ for sc in $SCENARIOS; do
 			register_run=$((register_run + 1))
 			;;
 		esac
+		wait_idle
 		echo "command: ansinh-load ${args[*]}"
 		echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 		"$work/ansinh-load" "${args[@]}" || status=1
-		sleep "$PAUSE"
 	done
 done
 
