@@ -268,7 +268,9 @@ func (s *Server) calculate(ctx context.Context, log *slog.Logger, runID string, 
 			}})
 	}
 	jobErr := calculationError(err, ctx)
-	s.calcs.end(runID, job, s.now().UTC(), sum, jobErr)
+	// Log before end: end releases Close, and a line written after Close
+	// returned could be lost with the process.
+	defer s.calcs.end(runID, job, s.now().UTC(), sum, jobErr)
 	switch {
 	case jobErr == nil:
 		log.Info("calculation finished", "payments", sum.Payments, "lines", sum.Lines, "net", sum.Net.Amount.String(), "problems", sum.ProblemCount)
