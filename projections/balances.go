@@ -1,7 +1,6 @@
 package projections
 
 import (
-
 	"github.com/ansinh/ansinh/domain"
 	"github.com/ansinh/ansinh/domain/disbursement"
 )
