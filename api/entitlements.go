@@ -190,11 +190,11 @@ func (s *Server) entitlementCommand(c echo.Context, reason string, cmd entitleme
 			id = e.EntitlementID
 		}
 	}
-	ld, err := s.deps.Ledger.LoadBeneficiary(c.Request().Context(), citizenID)
+	b, rev, err := s.stateAfter(c, citizenID, res)
 	if err != nil {
-		return ledgerError(err)
+		return err
 	}
-	x, err := findEntitlement(ld.State.Entitlements, id)
+	x, err := findEntitlement(b.Entitlements, id)
 	if err != nil {
 		return fmt.Errorf("entitlement %s written but not found on reload: %w", id, err)
 	}
@@ -205,7 +205,7 @@ func (s *Server) entitlementCommand(c echo.Context, reason string, cmd entitleme
 	}
 	markReplayed(c, res)
 	SetPosition(c, res.Position)
-	SetETag(c, uint64(ld.Revision))
+	SetETag(c, uint64(rev))
 	return c.JSON(status, entitlementWritten{
 		Entitlement: toEntitlementJSON(x, s.today().Period()),
 		Events:      toEventsJSON(res.Events),

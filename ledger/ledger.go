@@ -140,6 +140,14 @@ type Result struct {
 	// Replayed is true when the command ID had already been applied: the
 	// events are those of the first time, and nothing new was written.
 	Replayed bool
+	// State is the aggregate's state (the S of Handle) after the command,
+	// at StateRevision: the events it loaded with the new ones folded in.
+	// For a replayed command it is the state as loaded, which may be later
+	// than the first run's events. Handlers answer with it instead of
+	// reading the stream again.
+	State any
+	// StateRevision is the stream revision State is at (-1: no stream).
+	StateRevision int64
 }
 
 // Appended is one event a command appended.
@@ -270,7 +278,9 @@ func Handle[S State[S]](ctx context.Context, l *Ledger, stream string, req Reque
 			return Result{}, err
 		}
 		if pr != nil {
-			return l.replay(stream, meta.CommandHash, req.CommandID, pr)
+			res, err := l.replay(stream, meta.CommandHash, req.CommandID, pr)
+			res.State, res.StateRevision = ld.State, ld.Revision
+			return res, err
 		}
 		if req.ExpectedRevision != nil && ld.Revision != int64(*req.ExpectedRevision) {
 			return Result{}, &RevisionMismatchError{Stream: stream, Expected: *req.ExpectedRevision, Actual: ld.Revision}
@@ -280,7 +290,7 @@ func Handle[S State[S]](ctx context.Context, l *Ledger, stream string, req Reque
 			return Result{}, err
 		}
 		if len(events) == 0 {
-			return Result{Stream: stream, Revision: ld.Revision, Position: ld.Position}, nil
+			return Result{Stream: stream, Revision: ld.Revision, Position: ld.Position, State: ld.State, StateRevision: ld.Revision}, nil
 		}
 		data, appended, err := l.encode(stream, req.CommandID, meta, events)
 		if err != nil {
@@ -309,10 +319,13 @@ func Handle[S State[S]](ctx context.Context, l *Ledger, stream string, req Reque
 			return Result{}, fmt.Errorf("ledger: append to %s: %w", stream, err)
 		}
 		first := res.NextRevision + 1 - uint64(len(appended))
+		state := ld.State
 		for i := range appended {
 			appended[i].Revision = first + uint64(i)
+			state = state.Evolve(events[i])
 		}
-		return Result{Stream: stream, Events: appended, Revision: int64(res.NextRevision), Position: res.Position}, nil
+		return Result{Stream: stream, Events: appended, Revision: int64(res.NextRevision), Position: res.Position,
+			State: state, StateRevision: int64(res.NextRevision)}, nil
 	}
 }
 

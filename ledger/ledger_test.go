@@ -355,3 +355,57 @@ func runClerks(l *Ledger, n int, f func(i int) (Result, error)) []error {
 	wg.Wait()
 	return errs
 }
+
+// TestResultCarriesTheStateAfterTheCommand: handlers answer from
+// Result.State instead of reading the stream again, so it must be exactly
+// what a fresh load gives, at the revision it claims: after an append, a
+// no-op, and a replayed command (then: the state as it is now).
+func TestResultCarriesTheStateAfterTheCommand(t *testing.T) {
+	l, _ := seeded(t)
+	check := func(what string, res Result) {
+		t.Helper()
+		got, ok := res.State.(registry.Beneficiary)
+		if !ok {
+			t.Fatalf("%s: state %T", what, res.State)
+		}
+		ld, err := l.LoadBeneficiary(ctx, anID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StateRevision != ld.Revision {
+			t.Errorf("%s: state revision %d, stream at %d", what, res.StateRevision, ld.Revision)
+		}
+		a, _ := json.Marshal(got)
+		b, _ := json.Marshal(ld.State)
+		if string(a) != string(b) {
+			t.Errorf("%s: result state\n%s\nfresh load\n%s", what, a, b)
+		}
+	}
+	req := registrar
+	req.CommandID = "proxy-1"
+	proxy := registry.AuthorizeProxy{
+		FullName: "Trần Văn Bình", CitizenID: registry.MakeCitizenID("001", registry.Male, 1970, 7), Relationship: "con",
+		Reason: registry.IllnessOrImmobility, ValidFrom: date("2024-06-01"), ValidTo: date("2025-05-31"), DocumentRef: "UQ-1",
+	}
+	res := must(t)(l.Beneficiary(ctx, req, anID, proxy))
+	if len(res.State.(registry.Beneficiary).Proxies) != 1 {
+		t.Fatalf("proxy not in the result's state: %+v", res.State)
+	}
+	check("append", res)
+	grant := entitlement.Grant{Program: entitlement.SocialMonthly, Start: per("2024-01"), Coefficient: coef("1.5")}
+	res = must(t)(l.Entitlement(ctx, registrar, anID, grant))
+	if len(res.State.(registry.Beneficiary).Entitlements.Entitlements) != 1 {
+		t.Fatalf("grant not in the result's state: %+v", res.State)
+	}
+	check("entitlement", res)
+	again := must(t)(l.Beneficiary(ctx, req, anID, proxy))
+	if !again.Replayed || again.Revision == again.StateRevision {
+		t.Fatalf("replay %+v: want the first run's revision and the current state's", again)
+	}
+	check("replay", again)
+	noop := must(t)(l.Beneficiary(ctx, registrar, anID, registry.ChoosePaymentMethod{Method: registry.Cash}))
+	if len(noop.Events) != 0 {
+		t.Fatalf("choosing cash, the method a new record has, appended %d events", len(noop.Events))
+	}
+	check("no-op", noop)
+}
