@@ -33,6 +33,7 @@ type serveConfig struct {
 	sealInterval    time.Duration
 	sealTrust       string  // comma-separated PEM files of other sealers' public keys
 	rateLimit       float64 // requests a second per user; bursts of twice that
+	debugAddr       string  // Go's pprof profiles; empty: off
 }
 
 // HTTP server limits. The write timeout must outlast the longest wait for
@@ -72,6 +73,8 @@ func parseServe(args []string, stdout io.Writer, getenv func(string) string) (se
 	fs.fromEnv("seal-trust", "ANSINH_SEAL_TRUST")
 	fs.Float64Var(&cfg.rateLimit, "rate-limit", 20, "requests a second each user may send (bursts of twice that), 1 to 100000")
 	fs.fromEnv("rate-limit", "ANSINH_RATE_LIMIT")
+	fs.StringVar(&cfg.debugAddr, "debug-addr", "", "listen address of Go's pprof profiles (/debug/pprof/), unauthenticated: keep it on loopback; empty: off")
+	fs.fromEnv("debug-addr", "ANSINH_DEBUG_ADDR")
 	if err := fs.parse(args, getenv); err != nil {
 		return cfg, err
 	}
@@ -253,6 +256,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		stopFollow()
 		wg.Wait()
 	}()
+
+	if cfg.debugAddr != "" {
+		_, stopDebug, err := serveDebug(cfg.debugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
