@@ -51,7 +51,8 @@ func NewCodec() *Codec {
 
 // Register adds the event type E to c. It panics on a duplicate or on a type
 // name without a ".vN" version, both programming errors found by any test
-// that builds the codec.
+// that builds the codec. If *E is a CanonicalDecoder, Decode tries it first
+// and falls back to encoding/json when it declines.
 func Register[E Event](c *Codec) {
 	var zero E
 	t := zero.EventType()
@@ -64,8 +65,16 @@ func Register[E Event](c *Codec) {
 	if _, dup := c.upcasters[t]; dup {
 		panic(fmt.Sprintf("event type %q has both a decoder and an upcaster", t))
 	}
+	_, canonical := any(&zero).(CanonicalDecoder)
 	c.decoders[t] = func(data json.RawMessage) (Event, error) {
 		var e E
+		if canonical {
+			if any(&e).(CanonicalDecoder).DecodeCanonicalJSON(data) {
+				return e, nil
+			}
+			// It may have written part of e before it gave up.
+			e = *new(E)
+		}
 		if err := json.Unmarshal(data, &e); err != nil {
 			return nil, err
 		}
