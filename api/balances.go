@@ -3,9 +3,12 @@ package api
 import (
 	"errors"
 	"net/http"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/ansinh/ansinh/domain"
+	"github.com/ansinh/ansinh/domain/disbursement"
 	"github.com/ansinh/ansinh/eventstore"
 	"github.com/ansinh/ansinh/projections"
 	"github.com/labstack/echo/v4"
@@ -117,16 +120,33 @@ func (s *Server) getBalance(c echo.Context) error {
 	if err != nil {
 		return beneficiaryReadError(err, cid)
 	}
+	var asOf *string
+	if until != nil {
+		v := c.QueryParam(QueryAsOf)
+		asOf = &v
+	}
+	return c.JSON(http.StatusOK, balanceAnswer{b, asOf})
+}
+
+// balanceAnswer is the balance as the API writes it: balanceJSON's shape,
+// written by hand (appendJSON) because a balance is the most asked-for
+// answer and its 12 KB went through reflection twice (to the JSON types,
+// then to bytes), a fifth of the query's CPU. TestBalanceAnswerMatches
+// checks it against encoding/json of toBalanceJSON.
+type balanceAnswer struct {
+	b    projections.BalanceResult
+	asOf *string
+}
+
+// toBalanceJSON is the reference encoding of a balance, through the types
+// that document its shape.
+func toBalanceJSON(b projections.BalanceResult, asOf *string) balanceJSON {
 	out := balanceJSON{
-		CitizenID: b.CitizenID, Through: b.Through.String(),
+		CitizenID: b.CitizenID, Through: b.Through.String(), AsOf: asOf,
 		Accrued: toBucketJSON(b.Accrued), Paid: toBucketJSON(b.Paid), InTransit: toBucketJSON(b.InTransit),
 		Outstanding: toBucketJSON(b.Outstanding), Overpaid: toMoneyJSON(b.Overpaid),
 		Recoveries: make([]recoveryJSON, len(b.Recoveries)), TopUps: make([]topUpJSON, len(b.TopUps)),
 		Accounts: map[string]moneyJSON{}, Position: b.Position,
-	}
-	if until != nil {
-		v := c.QueryParam(QueryAsOf)
-		out.AsOf = &v
 	}
 	for i, r := range b.Recoveries {
 		out.Recoveries[i] = recoveryJSON{CorrectionID: r.Correction, Kind: string(r.Kind), Program: r.Program,
@@ -139,7 +159,96 @@ func (s *Server) getBalance(c echo.Context) error {
 	for a, m := range b.Accounts {
 		out.Accounts[string(a)] = toMoneyJSON(m)
 	}
-	return c.JSON(http.StatusOK, out)
+	return out
+}
+
+func (a balanceAnswer) appendJSON(o []byte) []byte {
+	b := &a.b
+	o = appendKey(append(o, '{'), "citizen_id", true)
+	o = appendJSONString(o, b.CitizenID)
+	o = appendKey(o, "through", false)
+	o = appendJSONString(o, b.Through.String())
+	o = appendKey(o, "as_of", false)
+	if a.asOf == nil {
+		o = append(o, "null"...)
+	} else {
+		o = appendJSONString(o, *a.asOf)
+	}
+	for _, bk := range []struct {
+		name string
+		b    *projections.BalanceBucket
+	}{{"accrued", &b.Accrued}, {"paid", &b.Paid}, {"in_transit", &b.InTransit}, {"outstanding", &b.Outstanding}} {
+		o = appendBucket(appendKey(o, bk.name, false), bk.b)
+	}
+	o = appendAmount(appendKey(o, "overpaid", false), b.Overpaid)
+	o = append(appendKey(o, "recoveries", false), '[')
+	for i, r := range b.Recoveries {
+		if i > 0 {
+			o = append(o, ',')
+		}
+		o = appendJSONString(appendKey(append(o, '{'), "correction_id", true), r.Correction)
+		o = appendJSONString(appendKey(o, "kind", false), string(r.Kind))
+		o = appendJSONString(appendKey(o, "program", false), r.Program)
+		o = appendAmount(appendKey(o, "amount", false), r.Amount)
+		o = append(appendJSONString(appendKey(o, "mode", false), string(r.Mode)), '}')
+	}
+	o = append(appendKey(append(o, ']'), "top_ups", false), '[')
+	for i, t := range b.TopUps {
+		if i > 0 {
+			o = append(o, ',')
+		}
+		o = appendJSONString(appendKey(append(o, '{'), "correction_id", true), t.Correction)
+		o = appendJSONString(appendKey(o, "program", false), t.Obligation.Program)
+		o = appendJSONString(appendKey(o, "period", false), t.Obligation.Period.String())
+		o = appendAmount(appendKey(o, "amount", false), t.Amount)
+		o = append(appendJSONString(appendKey(o, "reason", false), t.Reason), '}')
+	}
+	o = append(appendKey(append(o, ']'), "accounts", false), '{')
+	// In key order, as encoding/json writes a map.
+	names := make([]string, 0, len(b.Accounts))
+	for acc := range b.Accounts {
+		names = append(names, string(acc))
+	}
+	slices.Sort(names)
+	for i, n := range names {
+		if i > 0 {
+			o = append(o, ',')
+		}
+		o = appendAmount(append(appendJSONString(o, n), ':'), b.Accounts[disbursement.Account(n)])
+	}
+	o = append(appendKey(append(o, '}'), "position", false), '"')
+	o = strconv.AppendUint(o, b.Position.Commit, 10)
+	o = append(o, '/')
+	o = strconv.AppendUint(o, b.Position.Prepare, 10)
+	return append(o, '"', '}')
+}
+
+func appendBucket(o []byte, bk *projections.BalanceBucket) []byte {
+	o = appendAmount(appendKey(append(o, '{'), "gross", true), bk.Gross)
+	o = appendAmount(appendKey(o, "net", false), bk.Net)
+	o = append(appendKey(o, "periods", false), '[')
+	for i, p := range bk.Periods {
+		if i > 0 {
+			o = append(o, ',')
+		}
+		o = appendJSONString(o, p.String())
+	}
+	o = append(appendKey(append(o, ']'), "lines", false), '[')
+	for i := range bk.Lines {
+		l := &bk.Lines[i]
+		if i > 0 {
+			o = append(o, ',')
+		}
+		o = appendJSONString(appendKey(append(o, '{'), "program", true), l.Program)
+		o = appendJSONString(appendKey(o, "period", false), l.Period.String())
+		o = appendJSONString(appendKey(o, "top_up", false), l.TopUp)
+		o = appendAmount(appendKey(o, "gross", false), l.Gross)
+		o = appendAmount(appendKey(o, "net", false), l.Net)
+		o = appendJSONString(appendKey(o, "status", false), string(l.Status))
+		o = appendJSONString(appendKey(o, "run_id", false), l.RunID)
+		o = append(appendJSONString(appendKey(o, "payment_id", false), l.PaymentID), '}')
+	}
+	return append(o, ']', '}')
 }
 
 func toBucketJSON(b projections.BalanceBucket) balanceBucketJSON {

@@ -262,6 +262,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
+	e.JSONSerializer = jsonSerializer{}
 	e.Pre(s.requestID)
 	e.Use(s.accessLog, s.recoverPanic)
 	s.echo = e
