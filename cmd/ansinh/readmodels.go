@@ -46,7 +46,7 @@ func startReadModels(cfg serveConfig, store eventstore.Store, log *slog.Logger) 
 		return nil, err
 	}
 	dir := filepath.Join(cfg.storeConfig.data, "projections")
-	db, err := projections.OpenDB(dir, projections.DBOptions{Logger: log})
+	db, err := projections.OpenDB(dir, projections.DBOptions{Logger: log, CacheBytes: int64(cfg.cacheMiB) << 20 * 3 / 4})
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,8 @@ type storeConfig struct {
 	// store is empty for the embedded store, or an EventStoreDB connection
 	// string (esdb://host:2113?tls=false, esdb+discover://...).
 	store string
+	// cacheBytes is the embedded store's block cache; 0: its default.
+	cacheBytes int64
 }
 
 func addStoreFlags(fs *flagSet, cfg *storeConfig) {
@@ -79,7 +81,7 @@ func openStore(ctx context.Context, cfg storeConfig, log *slog.Logger) (eventsto
 	if err := os.MkdirAll(cfg.data, 0o750); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	s, err := pebble.Open(filepath.Join(cfg.data, "events"), pebble.Options{Logger: log})
+	s, err := pebble.Open(filepath.Join(cfg.data, "events"), pebble.Options{Logger: log, CacheBytes: cfg.cacheBytes})
 	if err != nil {
 		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
 			return nil, fmt.Errorf("%w; %s", err, heldHint)
