@@ -12,6 +12,7 @@ import (
 // for an attempt other than the one it names is ignored there and here.
 type attemptChange struct {
 	ref    disbursement.AttemptRef
+	stream string // ref.Obligation.Stream()
 	status disbursement.Status
 	issued *disbursement.PaymentIssued // set by PaymentIssued only
 
@@ -40,6 +41,40 @@ func paymentChange(e domain.Event) (attemptChange, bool) {
 		return attemptChange{ref: e.AttemptRef, status: disbursement.StatusReversed, reason: "reversed by " + e.Correction}, true
 	}
 	return attemptChange{}, false
+}
+
+// derived holds what the read models compute from a payment or money
+// event: the attempt it changes (balances, payouts, districts) and its
+// postings (balances, books). Computed once per event instead of once per
+// read model, it was a tenth of a rebuild's CPU.
+type derived struct {
+	payment     attemptChange
+	isPayment   bool
+	postings    []disbursement.Posting
+	postingsErr error
+}
+
+// derive fills e.derived from the decoded event. It runs where the event
+// is decoded, before any read model sees the event; they only read it.
+func (e *Event) derive() {
+	de, ok := e.data.(domain.Event)
+	if !ok || e.decodeErr != nil {
+		return
+	}
+	d := &e.derived
+	if d.payment, d.isPayment = paymentChange(de); d.isPayment {
+		d.payment.stream = d.payment.ref.Obligation.Stream()
+	}
+	d.postings, d.postingsErr = disbursement.Postings(de)
+}
+
+// payment is the attempt a payment event changes; false for other events.
+func (e *Event) payment() (attemptChange, bool) { return e.derived.payment, e.derived.isPayment }
+
+// postings are the event's postings (none for an event that moves no
+// money), or why they are wrong (which stops the read model).
+func (e *Event) postings() ([]disbursement.Posting, error) {
+	return e.derived.postings, e.derived.postingsErr
 }
 
 // inTransit: issued or sent, no answer yet.

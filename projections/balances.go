@@ -68,7 +68,7 @@ func (balancesProjection) Apply(tx *Tx, ev *Event) error {
 		return err
 	}
 	var cid string
-	ch, isPayment := paymentChange(de)
+	ch, isPayment := ev.payment()
 	switch e := de.(type) {
 	case disbursement.TopUpGranted:
 		cid = e.CitizenID
@@ -81,7 +81,7 @@ func (balancesProjection) Apply(tx *Tx, ev *Event) error {
 			return nil
 		}
 		cid = ch.ref.Obligation.CitizenID
-		key := []byte("o/" + cid + "/" + ch.ref.Obligation.Stream())
+		key := []byte("o/" + cid + "/" + ch.stream)
 		switch {
 		case ch.issued != nil:
 			tx.Put(key, &obligationBalance{
@@ -99,7 +99,7 @@ func (balancesProjection) Apply(tx *Tx, ev *Event) error {
 			}
 		}
 	}
-	postings, err := disbursement.Postings(de)
+	postings, err := ev.postings()
 	if err != nil || len(postings) == 0 {
 		return err
 	}

@@ -29,11 +29,10 @@ func (m *moneyValue) AppendBinary(b []byte) ([]byte, error) { return appendJSON(
 func (m *moneyValue) UnmarshalBinary(b []byte) error        { return jsonUnmarshal(b, &m.Money) }
 
 func (booksProjection) Apply(tx *Tx, ev *Event) error {
-	de, err := domainEvent(ev)
-	if de == nil {
+	if _, err := domainEvent(ev); err != nil {
 		return err
 	}
-	ps, err := disbursement.Postings(de)
+	ps, err := ev.postings()
 	if err != nil {
 		return err
 	}

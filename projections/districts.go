@@ -96,7 +96,7 @@ func (districtsProjection) Apply(tx *Tx, ev *Event) error {
 	if de == nil {
 		return err
 	}
-	if ch, ok := paymentChange(de); ok {
+	if ch, ok := ev.payment(); ok {
 		return applyObligation(tx, ch)
 	}
 	if !strings.HasPrefix(ev.StreamID, registry.StreamPrefix) {
@@ -195,7 +195,7 @@ func countPerson(tx *Tx, p *person, sign int) error {
 }
 
 func applyObligation(tx *Tx, ch attemptChange) error {
-	key := []byte("o/" + ch.ref.Obligation.Stream())
+	key := []byte("o/" + ch.stream)
 	o, found, err := Load[obligationState](tx, key)
 	if err != nil {
 		return err

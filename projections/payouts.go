@@ -126,8 +126,9 @@ func attemptKey(stream string, attempt int) []byte {
 	return binary.BigEndian.AppendUint32([]byte("a/"+stream+"/"), uint32(attempt))
 }
 
-func runLineKey(ref disbursement.AttemptRef) []byte {
-	return binary.BigEndian.AppendUint32([]byte("r/"+ref.RunID+"/"+ref.PaymentID+"/"+ref.Obligation.Stream()+"/"), uint32(ref.Attempt))
+func runLineKey(ch attemptChange) []byte {
+	ref := ch.ref
+	return binary.BigEndian.AppendUint32([]byte("r/"+ref.RunID+"/"+ref.PaymentID+"/"+ch.stream+"/"), uint32(ref.Attempt))
 }
 
 func runKey(id string) []byte { return []byte("run/" + id) }
@@ -137,7 +138,7 @@ func (payoutsProjection) Apply(tx *Tx, ev *Event) error {
 	if de == nil {
 		return err
 	}
-	if ch, ok := paymentChange(de); ok {
+	if ch, ok := ev.payment(); ok {
 		return applyAttempt(tx, ev, ch)
 	}
 	if e, ok := de.(disbursement.PaymentsReconciled); ok {
@@ -195,8 +196,7 @@ func updateRun(tx *Tx, id string, f func(*PayoutRun)) error {
 }
 
 func applyAttempt(tx *Tx, ev *Event, ch attemptChange) error {
-	stream := ch.ref.Obligation.Stream()
-	key := attemptKey(stream, ch.ref.Attempt)
+	key := attemptKey(ch.stream, ch.ref.Attempt)
 	var row *PaymentRow
 	var before disbursement.Status
 	if e := ch.issued; e != nil {
@@ -209,7 +209,7 @@ func applyAttempt(tx *Tx, ev *Event, ch attemptChange) error {
 			},
 			Gross: e.Gross, Net: e.Net, Offsets: e.Offsets, IssuedAt: ev.RecordedAt, Trace: e.Trace,
 		}
-		tx.Set(runLineKey(ch.ref), nil)
+		tx.Set(runLineKey(ch), nil)
 	} else {
 		var found bool
 		var err error

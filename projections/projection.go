@@ -34,6 +34,10 @@ type Event struct {
 	eventstore.RecordedEvent
 	data      any
 	decodeErr error
+	// derived is what several read models compute from the same event,
+	// computed once with the decoding, on the feed's goroutine: before the
+	// read models apply the event concurrently, which only read it.
+	derived derived
 }
 
 // Decoded returns the event's data decoded by the runner's Decoder: nil and
@@ -56,6 +60,7 @@ func NewEvent(rec eventstore.RecordedEvent, dec Decoder) *Event {
 func (e *Event) decode(dec Decoder) {
 	if dec != nil {
 		e.data, e.decodeErr = dec(e.Type, e.Data)
+		e.derive()
 	}
 }
 
