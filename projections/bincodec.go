@@ -129,6 +129,17 @@ func (r *binReader) boolean() bool {
 
 func (r *binReader) money() domain.Money { return domain.VNDAmount(r.varint()) }
 
+// dong reads what money and dong write, refusing a value out of dong's
+// range.
+func (r *binReader) dong() dong {
+	v := r.varint()
+	if v > maxDongSum || v < -maxDongSum {
+		r.fail()
+		return 0
+	}
+	return dong(v)
+}
+
 func (r *binReader) period() domain.Period {
 	v := r.uvarint()
 	if v == 0 {
@@ -258,8 +269,8 @@ func (o *obligationState) AppendBinary(b []byte) ([]byte, error) {
 	w.period(o.Period)
 	w.uvarint(uint64(o.Attempt))
 	w.str(string(o.Status))
-	w.money(o.Gross)
-	w.money(o.Net)
+	w.varint(int64(o.Gross)) // as w.money writes the same amount
+	w.varint(int64(o.Net))
 	return w.b, w.err
 }
 
@@ -267,7 +278,7 @@ func (o *obligationState) UnmarshalBinary(b []byte) error {
 	r := binReader{b: b}
 	r.start()
 	*o = obligationState{District: r.str(), Period: r.period(), Attempt: int(r.uvarint()), Status: disbursement.Status(r.str()),
-		Gross: r.money(), Net: r.money()}
+		Gross: r.dong(), Net: r.dong()}
 	return r.finish()
 }
 

@@ -37,20 +37,33 @@ func (booksProjection) Apply(tx *Tx, ev *Event) error {
 		return err
 	}
 	for _, p := range ps {
+		amount, err := dongOf(p.Amount)
+		if err != nil {
+			return fmt.Errorf("books: %s: %w", p.Account, err)
+		}
 		for _, key := range [][]byte{[]byte("a/" + string(p.Account)), []byte("ap/" + string(p.Account) + "/" + p.Program)} {
-			m, found, err := Load[moneyValue](tx, key)
+			v, found, err := Load[dongValue](tx, key)
 			if err != nil {
 				return err
 			}
 			if !found {
-				m = &moneyValue{domain.ZeroVND()}
+				v = &dongValue{}
 			}
-			m.Money = m.Add(p.Amount)
-			tx.Put(key, m)
+			if v.n, err = v.n.plus(amount); err != nil {
+				return fmt.Errorf("books: %s: %w", key, err)
+			}
+			tx.Put(key, v)
 		}
 	}
 	return nil
 }
+
+// dongValue is a balance of the books while Apply adds to it, stored byte
+// for byte as the moneyValue the trial balance reads.
+type dongValue struct{ n dong }
+
+func (v *dongValue) AppendBinary(b []byte) ([]byte, error) { return v.n.appendJSON(b), nil }
+func (v *dongValue) UnmarshalBinary(b []byte) error        { return v.n.UnmarshalJSON(b) }
 
 // AccountBalance is one account of the trial balance. Balance is signed
 // (debit positive); Debit and Credit show it on its side.

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -67,8 +68,8 @@ type obligationState struct {
 	Period   domain.Period       `json:"period"`
 	Attempt  int                 `json:"attempt"`
 	Status   disbursement.Status `json:"status"`
-	Gross    domain.Money        `json:"gross"`
-	Net      domain.Money        `json:"net"`
+	Gross    dong                `json:"gross"`
+	Net      dong                `json:"net"`
 }
 
 // PeriodTotals are the obligations of one district and period, by where
@@ -90,6 +91,39 @@ func newPeriodTotals() *PeriodTotals {
 
 func (t *PeriodTotals) AppendBinary(b []byte) ([]byte, error) { return appendJSON(b, t) }
 func (t *PeriodTotals) UnmarshalBinary(b []byte) error        { return jsonUnmarshal(b, t) }
+
+// periodTotals are PeriodTotals while Apply counts into them, in dong (see
+// dong); they are stored byte for byte as the PeriodTotals the report
+// reads.
+type periodTotals struct {
+	Due       statusCount `json:"due"`
+	Paid      statusCount `json:"paid"`
+	Failed    statusCount `json:"failed"`
+	InTransit statusCount `json:"in_transit"`
+	Reversed  statusCount `json:"reversed"`
+}
+
+// statusCount is a StatusTotal in dong.
+type statusCount struct {
+	Lines int  `json:"lines"`
+	Gross dong `json:"gross"`
+	Net   dong `json:"net"`
+}
+
+func (t *periodTotals) AppendBinary(b []byte) ([]byte, error) { return appendJSON(b, t) }
+func (t *periodTotals) UnmarshalBinary(b []byte) error        { return jsonUnmarshal(b, t) }
+
+// add counts one line (sign +1) or takes one away (-1).
+func (s *statusCount) add(sign int, gross, net dong) error {
+	if sign < 0 {
+		gross, net = -gross, -net
+	}
+	var err1, err2 error
+	s.Lines += sign
+	s.Gross, err1 = s.Gross.plus(gross)
+	s.Net, err2 = s.Net.plus(net)
+	return errors.Join(err1, err2)
+}
 
 func (districtsProjection) Apply(tx *Tx, ev *Event) error {
 	de, err := domainEvent(ev)
@@ -207,8 +241,16 @@ func applyObligation(tx *Tx, ch attemptChange) error {
 	}
 	switch {
 	case ch.issued != nil:
+		gross, err := dongOf(ch.issued.Gross)
+		if err != nil {
+			return err
+		}
+		net, err := dongOf(ch.issued.Net)
+		if err != nil {
+			return err
+		}
 		o = &obligationState{District: ch.issued.Payee.District, Period: ch.ref.Obligation.Period, Attempt: ch.ref.Attempt,
-			Status: ch.status, Gross: ch.issued.Gross, Net: ch.issued.Net}
+			Status: ch.status, Gross: gross, Net: net}
 	case found && o.Attempt == ch.ref.Attempt:
 		o.Status = ch.status
 	default:
@@ -229,31 +271,26 @@ func countObligation(tx *Tx, o *obligationState, sign int) error {
 		return nil // a withdrawn attempt is not due
 	}
 	key := []byte("p/" + o.District + "/" + o.Period.String())
-	t, found, err := Load[PeriodTotals](tx, key)
+	t, found, err := Load[periodTotals](tx, key)
 	if err != nil {
 		return err
 	}
 	if !found {
-		t = newPeriodTotals()
+		t = &periodTotals{}
 	}
-	move := func(s *StatusTotal) {
-		s.Lines += sign
-		if sign > 0 {
-			s.Gross, s.Net = add(s.Gross, o.Gross), add(s.Net, o.Net)
-		} else {
-			s.Gross, s.Net = sub(s.Gross, o.Gross), sub(s.Net, o.Net)
-		}
-	}
-	move(&t.Due)
+	var s *statusCount
 	switch o.Status {
 	case disbursement.StatusSettled:
-		move(&t.Paid)
+		s = &t.Paid
 	case disbursement.StatusFailed, disbursement.StatusReturned:
-		move(&t.Failed)
+		s = &t.Failed
 	case disbursement.StatusReversed:
-		move(&t.Reversed)
+		s = &t.Reversed
 	default:
-		move(&t.InTransit)
+		s = &t.InTransit
+	}
+	if err := errors.Join(t.Due.add(sign, o.Gross, o.Net), s.add(sign, o.Gross, o.Net)); err != nil {
+		return fmt.Errorf("districts: %s: %w", key, err)
 	}
 	tx.Put(key, t)
 	return nil

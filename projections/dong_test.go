@@ -1,0 +1,120 @@
+package projections
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/ansinh/ansinh/domain"
+	"github.com/ansinh/ansinh/domain/disbursement"
+)
+
+// TestDongStoredLikeMoney: state kept in dong is written byte for byte as
+// the domain.Money it replaced, and what was written as Money reads back
+// as dong: the stored layout of the read models did not change.
+func TestDongStoredLikeMoney(t *testing.T) {
+	for _, n := range []int64{0, 1, -1, 540_000, -1_860_000, domain.MaxAmountDong, 999_999_999_999_999, -999_999_999_999_999} {
+		m := domain.VNDAmount(n)
+		want, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := json.Marshal(dong(n))
+		if err != nil || string(got) != string(want) {
+			t.Errorf("%d: dong writes %s, Money %s (%v)", n, got, want, err)
+		}
+		var back dong
+		if err := json.Unmarshal(want, &back); err != nil || back != dong(n) {
+			t.Errorf("%s read as dong: %d, %v", want, back, err)
+		}
+		// The same through the values the read models store.
+		mv, _ := (&moneyValue{m}).AppendBinary(nil)
+		dv, _ := (&dongValue{dong(n)}).AppendBinary(nil)
+		if string(mv) != string(dv) {
+			t.Errorf("%d: books value %s, was %s", n, dv, mv)
+		}
+		pt := newPeriodTotals()
+		pt.Paid = StatusTotal{Lines: 3, Gross: m, Net: m.Neg()}
+		pv, _ := pt.AppendBinary(nil)
+		var counts periodTotals
+		if err := counts.UnmarshalBinary(pv); err != nil {
+			t.Fatal(err)
+		}
+		if cv, _ := counts.AppendBinary(nil); string(cv) != string(pv) {
+			t.Errorf("%d: district totals %s, were %s", n, cv, pv)
+		}
+		// obligationState's amounts are written as obligationBalance's.
+		os, _ := (&obligationState{Gross: dong(n), Net: dong(n)}).AppendBinary(nil)
+		old := binWriter{b: []byte{binFormatV1}}
+		old.str("")
+		old.period(domain.Period{})
+		old.uvarint(0)
+		old.str("")
+		old.money(m)
+		old.money(m)
+		if string(os) != string(old.b) {
+			t.Errorf("%d: obligation state %x, was %x", n, os, old.b)
+		}
+	}
+	// Anything that is not whole dong within range is refused.
+	for _, s := range []string{
+		`{"amount":"0.5","currency":"VND"}`, `{"amount":"1","currency":"USD"}`, `{"amount":"x","currency":"VND"}`,
+	} {
+		var d dong
+		if err := json.Unmarshal([]byte(s), &d); err == nil {
+			t.Errorf("%s read as %d dong", s, d)
+		}
+	}
+}
+
+func TestDongOfAndPlus(t *testing.T) {
+	for _, tc := range []struct {
+		m    domain.Money
+		want dong
+		ok   bool
+	}{
+		{domain.VNDAmount(540_000), 540_000, true},
+		{domain.VNDAmount(-7), -7, true},
+		{domain.Money{Amount: decimal.RequireFromString("5.00"), Currency: domain.VND}, 5, true},
+		{domain.Money{Amount: decimal.New(5, 3), Currency: domain.VND}, 5000, true},
+		{domain.Money{Amount: decimal.RequireFromString("0.5"), Currency: domain.VND}, 0, false},
+		{domain.Money{Amount: decimal.NewFromInt(1), Currency: "USD"}, 0, false},
+		{domain.Money{Amount: decimal.New(1, 19), Currency: domain.VND}, 0, false},
+		{domain.Money{Amount: decimal.NewFromInt(math.MaxInt64), Currency: domain.VND}, 0, false},
+	} {
+		got, err := dongOf(tc.m)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("dongOf(%s) = %d, %v", tc.m, got, err)
+		}
+	}
+	if s, err := dong(maxDongSum - 1).plus(1); err != nil || s != maxDongSum {
+		t.Errorf("up to the bound: %d, %v", s, err)
+	}
+	if _, err := dong(maxDongSum).plus(1); err == nil {
+		t.Error("past the bound was added")
+	}
+	if _, err := dong(-maxDongSum).plus(-1); err == nil {
+		t.Error("past the lower bound was added")
+	}
+	if _, err := dong(math.MaxInt64).plus(math.MaxInt64); err == nil {
+		t.Error("an overflow was added")
+	}
+}
+
+// A posting of half a dong stops the books rather than being rounded.
+func TestBooksRefuseFractionalAmount(t *testing.T) {
+	db, err := OpenDB("", DBOptions{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx := newTx(db.pdb, []byte("books/1/"))
+	ev := &Event{}
+	ev.derived.postings = []disbursement.Posting{{Account: disbursement.ProgramExpense, Program: "P",
+		Amount: domain.Money{Amount: decimal.RequireFromString("0.5"), Currency: domain.VND}}}
+	if err := (booksProjection{}).Apply(tx, ev); err == nil {
+		t.Error("half a dong was booked")
+	}
+}
