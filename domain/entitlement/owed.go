@@ -68,15 +68,67 @@ func OwedThrough(b Book, h Holder, cat Catalogue, through domain.Period, lim Lim
 			first = x.Start
 		}
 	}
-	var out []Line
-	for p := first; !p.After(through); p = p.Next() {
-		lines, err := OwedIn(b, h, cat, p, lim)
-		if err != nil {
-			return nil, err
+	if !first.After(through) {
+		// Sized for a line a month per entitlement, the usual case (a
+		// balance query runs this for every beneficiary asked about).
+		months := (through.Year-first.Year)*12 + int(through.Month) - int(first.Month) + 1
+		if n := months * len(b.Entitlements); n <= maxPresizedLines {
+			return owedThrough(b, h, cat, first, through, lim, make([]Line, 0, n))
 		}
-		out = append(out, lines...)
+	}
+	return owedThrough(b, h, cat, first, through, lim, nil)
+}
+
+// maxPresizedLines bounds what OwedThrough allocates up front.
+const maxPresizedLines = 4096
+
+// owedThrough appends to out what OwedIn gives for each period from first
+// through through. An entitlement whose terms and base rate are those of
+// the period before owes the same amount with the same trace, so the
+// line is copied rather than computed again: a monthly grant over years
+// changes terms or rate a few times, and computing each month anew (a
+// decimal multiplication, rounding and checks) was most of a balance
+// query's time in this function.
+func owedThrough(b Book, h Holder, cat Catalogue, first, through domain.Period, lim Limits, out []Line) ([]Line, error) {
+	type memo struct {
+		ok                  bool
+		termsFrom, rateFrom domain.Period
+		line                Line
+	}
+	memos := make([]memo, len(b.Entitlements))
+	for p := first; !p.After(through); p = p.Next() {
+		for i, x := range b.Entitlements {
+			if !owedIn(x, h, p) {
+				continue
+			}
+			m := &memos[i]
+			termsFrom, rateFrom := x.TermsAt(p).From, rateFromAt(x, cat, p)
+			if m.ok && m.termsFrom == termsFrom && m.rateFrom == rateFrom {
+				line := m.line
+				line.Period = p
+				out = append(out, line)
+				continue
+			}
+			line, err := lineFor(x, h, cat, p, lim)
+			if err != nil {
+				return nil, err
+			}
+			*m = memo{ok: true, termsFrom: termsFrom, rateFrom: rateFrom, line: line}
+			out = append(out, line)
+		}
 	}
 	return out, nil
+}
+
+// rateFromAt is when the base rate x's program applies in p came into
+// force (zero for a program without a base level, or without a rate in p).
+func rateFromAt(x Entitlement, cat Catalogue, p domain.Period) domain.Period {
+	prog, ok := cat.Programs[x.Program]
+	if !ok || prog.Rule.Kind != BaseTimesCoefficient {
+		return domain.Period{}
+	}
+	rate, _ := cat.BaseLevels[prog.Rule.BaseLevel].RateAt(p)
+	return rate.From
 }
 
 // Total adds up lines.

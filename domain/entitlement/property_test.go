@@ -1,6 +1,7 @@
 package entitlement
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -159,6 +160,17 @@ func checkBook(t *rapid.T, b Book, h Holder, e Env, horizon domain.Period) {
 	if !total.Equal(Total(lines)) {
 		t.Fatalf("total through %s: %s, sum of periods %s", horizon, Total(lines), total)
 	}
+	// Line for line, trace included: OwedThrough reuses the line of the
+	// period before when terms and rate are unchanged, and must give
+	// exactly what OwedIn computes for each period.
+	var each []Line
+	for p := per("2021-01"); !p.After(horizon); p = p.Next() {
+		in, _ := OwedIn(b, h, e.Catalogue, p, e.Limits)
+		each = append(each, in...)
+	}
+	if a, b := jsonOf(t, lines), jsonOf(t, each); a != b {
+		t.Fatalf("OwedThrough\n%s\nOwedIn period by period\n%s", a, b)
+	}
 }
 
 // TestEvolveKeepsEarlierStates checks that Evolve copies what it changes:
@@ -183,4 +195,14 @@ func TestEvolveKeepsEarlierStates(t *testing.T) {
 			b = next
 		}
 	})
+}
+
+// jsonOf compares values by their JSON: decimals by value, pointers by
+// what they point to.
+func jsonOf(t *rapid.T, v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
