@@ -1,12 +1,14 @@
 package projections
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 
 	"github.com/ansinh/ansinh/domain"
 	"github.com/ansinh/ansinh/domain/disbursement"
 	"github.com/ansinh/ansinh/domain/entitlement"
+	"github.com/shopspring/decimal"
 )
 
 // The balance query: what a beneficiary is owed, has been paid and owes back.
@@ -34,26 +36,6 @@ type BalanceBucket struct {
 	Net     domain.Money    `json:"net"`
 	Periods []domain.Period `json:"periods"`
 	Lines   []BalanceLine   `json:"lines"`
-}
-
-func (b *BalanceBucket) add(l BalanceLine) {
-	b.Gross = add(b.Gross, l.Gross)
-	b.Net = add(b.Net, l.Net)
-	b.Lines = append(b.Lines, l)
-	if !slices.Contains(b.Periods, l.Period) {
-		b.Periods = append(b.Periods, l.Period)
-	}
-}
-
-func (b *BalanceBucket) finish() {
-	b.Gross, b.Net = zeroIfUnset(b.Gross), zeroIfUnset(b.Net)
-	slices.SortFunc(b.Periods, domain.Period.Compare)
-	if b.Periods == nil {
-		b.Periods = []domain.Period{}
-	}
-	if b.Lines == nil {
-		b.Lines = []BalanceLine{}
-	}
 }
 
 // Balance is where one beneficiary stands.
@@ -93,67 +75,61 @@ func balance(reg, bal *Reader, cid string, through domain.Period, lim entitlemen
 	if err != nil {
 		return Balance{}, false, err
 	}
-	var obs []*obligationBalance
-	var topUps []TopUp
-	var recoveries []Recovery
-	if err := scanValues(bal, "o/"+cid+"/", func(o *obligationBalance) { obs = append(obs, o) }); err != nil {
-		return Balance{}, false, err
-	}
-	if err := scanValues(bal, "t/"+cid+"/", func(t *TopUp) { topUps = append(topUps, *t) }); err != nil {
-		return Balance{}, false, err
-	}
-	if err := scanValues(bal, "rv/"+cid+"/", func(r *Recovery) { recoveries = append(recoveries, *r) }); err != nil {
-		return Balance{}, false, err
-	}
-	acc, _, err := Read[accounts](bal, []byte("acc/"+cid))
+	obs, topUps, recoveries, acc, err := balanceRecords(bal, cid)
 	if err != nil {
 		return Balance{}, false, err
 	}
-	if acc == nil {
-		acc = &accounts{}
-	}
-	byStream := make(map[string]*obligationBalance, len(obs))
+	byKey := make(map[disbursement.ObligationKey]*obligationBalance, len(obs))
 	for _, o := range obs {
-		byStream[o.Key.Stream()] = o
+		byKey[o.Key] = o
 	}
 	b := rec.Domain()
 	owed, err := entitlement.OwedThrough(b.Entitlements, b.Holder(), cat, through, lim)
 	if err != nil {
 		return Balance{}, false, fmt.Errorf("balance of %s: %w", cid, err)
 	}
-	out := Balance{CitizenID: cid, Through: through, Recoveries: recoveries, TopUps: topUps, Accounts: *acc}
-	// Sized once: a monthly grant accrues a line a month (29 by late
-	// 2026), and growing these, the buckets' lines most of all, was a fifth
-	// of what a balance query allocated.
-	accrued := make([]disbursement.ObligationKey, 0, len(owed)+len(topUps))
-	amounts := make(map[disbursement.ObligationKey]domain.Money, cap(accrued))
-	out.Accrued.Lines = make([]BalanceLine, 0, cap(accrued))
-	out.Outstanding.Lines = make([]BalanceLine, 0, cap(accrued))
+	out := Balance{CitizenID: cid, Through: through, Recoveries: recoveries, TopUps: topUps, Accounts: acc}
+	// What is accrued per obligation, in the order first owed; several
+	// lines of one obligation (two entitlements of a program in a month,
+	// a top-up) add up to one. Sized once: a monthly grant accrues a line
+	// a month (29 by late 2026), and growing these was a fifth of what a
+	// balance query allocated.
+	type accruedLine struct {
+		key    disbursement.ObligationKey
+		amount dongSum
+	}
+	accrued := make([]accruedLine, 0, len(owed)+len(topUps))
+	index := make(map[disbursement.ObligationKey]int, cap(accrued))
+	accrue := func(k disbursement.ObligationKey, m domain.Money) {
+		i, ok := index[k]
+		if !ok {
+			i = len(accrued)
+			index[k] = i
+			accrued = append(accrued, accruedLine{key: k})
+		}
+		accrued[i].amount.add(m)
+	}
 	for _, l := range owed {
-		k := disbursement.ObligationKey{CitizenID: cid, Program: l.Program, Period: l.Period}
-		accrued = append(accrued, k)
-		amounts[k] = add(amounts[k], l.Amount)
+		accrue(disbursement.ObligationKey{CitizenID: cid, Program: l.Program, Period: l.Period}, l.Amount)
 	}
 	for _, t := range topUps {
 		if !t.Obligation.Period.After(through) {
-			accrued = append(accrued, t.Obligation)
-			amounts[t.Obligation] = add(amounts[t.Obligation], t.Amount)
+			accrue(t.Obligation, t.Amount)
 		}
 	}
-	seen := make(map[disbursement.ObligationKey]bool, len(accrued))
-	for _, k := range accrued {
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		line := BalanceLine{Program: k.Program, Period: k.Period, TopUp: k.TopUp, Gross: amounts[k], Net: amounts[k]}
-		ob := byStream[k.Stream()]
+	var accruedB, outstandingB, paidB, transitB bucketBuilder
+	accruedB.lines = make([]BalanceLine, 0, len(accrued))
+	outstandingB.lines = make([]BalanceLine, 0, len(accrued))
+	for _, a := range accrued {
+		k, amount := a.key, a.amount.money()
+		line := BalanceLine{Program: k.Program, Period: k.Period, TopUp: k.TopUp, Gross: amount, Net: amount}
+		ob := byKey[k]
 		if ob != nil {
 			line.Status, line.RunID, line.PaymentID = ob.Status, ob.RunID, ob.PaymentID
 		}
-		out.Accrued.add(line)
+		accruedB.add(line)
 		if ob == nil || ob.Status.Reopens() {
-			out.Outstanding.add(line)
+			outstandingB.add(line)
 		}
 	}
 	for _, ob := range obs { // in key order: by program, period
@@ -161,15 +137,13 @@ func balance(reg, bal *Reader, cid string, through domain.Period, lim entitlemen
 			Status: ob.Status, RunID: ob.RunID, PaymentID: ob.PaymentID}
 		switch {
 		case ob.Status == disbursement.StatusSettled:
-			out.Paid.add(line)
+			paidB.add(line)
 		case inTransit(ob.Status):
-			out.InTransit.add(line)
+			transitB.add(line)
 		}
 	}
-	for _, bk := range []*BalanceBucket{&out.Accrued, &out.Paid, &out.InTransit, &out.Outstanding} {
-		bk.finish()
-	}
-	out.Overpaid = zeroIfUnset((*acc)[disbursement.BeneficiaryReceivable])
+	out.Accrued, out.Outstanding, out.Paid, out.InTransit = accruedB.bucket(), outstandingB.bucket(), paidB.bucket(), transitB.bucket()
+	out.Overpaid = zeroIfUnset(acc[disbursement.BeneficiaryReceivable])
 	if out.Recoveries == nil {
 		out.Recoveries = []Recovery{}
 	}
@@ -179,15 +153,136 @@ func balance(reg, bal *Reader, cid string, through domain.Period, lim entitlemen
 	return out, true, nil
 }
 
-// scanValues decodes every value under prefix into a fresh *T and hands it
-// to f, in key order.
-func scanValues[T any, P decodable[T]](r *Reader, prefix string, f func(P)) error {
-	return r.Scan([]byte(prefix), prefixEnd([]byte(prefix)), func(k, v []byte) (bool, error) {
-		p := P(new(T))
-		if err := p.UnmarshalBinary(v); err != nil {
-			return false, fmt.Errorf("%q: %w", k, err)
+// balanceRecords reads what the balances read model keeps of one person
+// with one iterator, seeking from key range to key range in key order
+// (acc/ < o/ < rv/ < t/): three scans and a Get each built an iterator
+// stack of their own, the largest cost of a balance query.
+func balanceRecords(bal *Reader, cid string) (obs []*obligationBalance, topUps []TopUp, recoveries []Recovery, acc accounts, err error) {
+	it, err := bal.iter()
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	defer func() {
+		if cerr := it.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("projections: balance of %s: %w", cid, cerr)
 		}
-		f(p)
-		return true, nil
-	})
+	}()
+	key := make([]byte, 0, len(bal.prefix)+len(cid)+8)
+	// each visits the values under prefix + name + cid + tail.
+	each := func(name, tail string, f func(v []byte) error) error {
+		key = append(append(append(append(key[:0], bal.prefix...), name...), cid...), tail...)
+		for valid := it.SeekGE(key); valid; valid = it.Next() {
+			k := it.Key()
+			if !bytes.HasPrefix(k, key) || tail == "" && len(k) != len(key) {
+				return nil
+			}
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return fmt.Errorf("projections: read %q: %w", k, err)
+			}
+			if err := f(v); err != nil {
+				return fmt.Errorf("projections: decode %q: %w", k, err)
+			}
+			if tail == "" {
+				return nil
+			}
+		}
+		return nil
+	}
+	acc = accounts{}
+	if err := each("acc/", "", func(v []byte) error { return acc.UnmarshalBinary(v) }); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if err := each("o/", "/", func(v []byte) error {
+		o := new(obligationBalance)
+		obs = append(obs, o)
+		return o.UnmarshalBinary(v)
+	}); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if err := each("rv/", "/", func(v []byte) error {
+		recoveries = append(recoveries, Recovery{})
+		return recoveries[len(recoveries)-1].UnmarshalBinary(v)
+	}); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if err := each("t/", "/", func(v []byte) error {
+		topUps = append(topUps, TopUp{})
+		return topUps[len(topUps)-1].UnmarshalBinary(v)
+	}); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return obs, topUps, recoveries, acc, nil
+}
+
+// bucketBuilder sums a bucket's lines in whole dong (dongSum) and collects
+// its periods.
+type bucketBuilder struct {
+	gross, net dongSum
+	periods    []domain.Period
+	lines      []BalanceLine
+}
+
+func (b *bucketBuilder) add(l BalanceLine) {
+	b.gross.add(l.Gross)
+	b.net.add(l.Net)
+	b.lines = append(b.lines, l)
+	if !slices.Contains(b.periods, l.Period) {
+		b.periods = append(b.periods, l.Period)
+	}
+}
+
+func (b *bucketBuilder) bucket() BalanceBucket {
+	out := BalanceBucket{Gross: b.gross.money(), Net: b.net.money(), Periods: b.periods, Lines: b.lines}
+	slices.SortFunc(out.Periods, domain.Period.Compare)
+	if out.Periods == nil {
+		out.Periods = []domain.Period{}
+	}
+	if out.Lines == nil {
+		out.Lines = []BalanceLine{}
+	}
+	return out
+}
+
+// dongSum adds amounts the way add does (an unset Money counts as zero;
+// mixed currencies panic in Money.Add), in an int64 while every amount is
+// a whole number that fits, which dong amounts are: a decimal addition
+// allocates, and a balance adds a few hundred amounts. An amount with a
+// fraction or an exponent, or a sum that would overflow, moves the sum to
+// decimal for good, so the result is always exact.
+type dongSum struct {
+	n   int64
+	dec domain.Money // the sum once it left int64; Currency "" until then
+	cur domain.Currency
+}
+
+func (s *dongSum) add(m domain.Money) {
+	if m.Currency == "" {
+		return
+	}
+	if s.dec.Currency == "" && (s.cur == "" || s.cur == m.Currency) && m.Amount.Exponent() == 0 && m.Amount.NumDigits() <= 18 {
+		v := m.Amount.CoefficientInt64()
+		if sum := s.n + v; (v >= 0) == (sum >= s.n) { // no overflow
+			s.n, s.cur = sum, m.Currency
+			return
+		}
+	}
+	if s.dec.Currency == "" {
+		s.dec = domain.Money{Amount: decimal.NewFromInt(s.n), Currency: s.cur}
+		if s.cur == "" {
+			s.dec.Currency = m.Currency
+		}
+	}
+	s.dec = s.dec.Add(m)
+}
+
+// money is the sum; zero dong when nothing was added.
+func (s *dongSum) money() domain.Money {
+	switch {
+	case s.dec.Currency != "":
+		return s.dec
+	case s.cur == "":
+		return domain.ZeroVND()
+	}
+	return domain.Money{Amount: decimal.NewFromInt(s.n), Currency: s.cur}
 }
