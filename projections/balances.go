@@ -1,6 +1,9 @@
 package projections
 
 import (
+	"fmt"
+	"slices"
+
 	"github.com/ansinh/ansinh/domain"
 	"github.com/ansinh/ansinh/domain/disbursement"
 )
@@ -104,16 +107,78 @@ func (balancesProjection) Apply(tx *Tx, ev *Event) error {
 		return err
 	}
 	key := []byte("acc/" + cid)
-	acc, found, err := Load[accounts](tx, key)
+	acc, found, err := Load[accountSums](tx, key)
 	if err != nil {
 		return err
 	}
 	if !found {
-		acc = &accounts{}
+		acc = &accountSums{}
 	}
 	for _, p := range postings {
-		(*acc)[p.Account] = add((*acc)[p.Account], p.Amount)
+		amount, err := dongOf(p.Amount)
+		if err != nil {
+			return fmt.Errorf("balances: %s: %w", p.Account, err)
+		}
+		if err := acc.add(p.Account, amount); err != nil {
+			return fmt.Errorf("balances: %s %s: %w", key, p.Account, err)
+		}
 	}
 	tx.Put(key, acc)
 	return nil
+}
+
+// accountSums are a person's account balances while Apply adds to them:
+// in dong (see dong), in a short slice sorted by account name rather than
+// a map. They are stored byte for byte as the accounts the balance query
+// reads (TestAccountSumsStoredAsAccounts).
+type accountSums []accountSum
+
+type accountSum struct {
+	account disbursement.Account
+	sum     dong
+}
+
+func (a *accountSums) add(account disbursement.Account, amount dong) error {
+	i := 0
+	for i < len(*a) && (*a)[i].account < account {
+		i++
+	}
+	if i == len(*a) || (*a)[i].account != account {
+		*a = slices.Insert(*a, i, accountSum{account: account})
+	}
+	var err error
+	(*a)[i].sum, err = (*a)[i].sum.plus(amount)
+	return err
+}
+
+// AppendBinary writes what accounts.AppendBinary writes.
+func (a *accountSums) AppendBinary(b []byte) ([]byte, error) {
+	w := binWriter{b: append(b, binFormatV1)}
+	w.uvarint(uint64(len(*a)))
+	for _, s := range *a {
+		w.str(string(s.account))
+		w.varint(int64(s.sum))
+	}
+	return w.b, w.err
+}
+
+// UnmarshalBinary reads what accounts.AppendBinary writes (sorted by
+// account name, each once).
+func (a *accountSums) UnmarshalBinary(b []byte) error {
+	r := binReader{b: b}
+	r.start()
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail()
+		return r.err
+	}
+	*a = make(accountSums, 0, n)
+	for range n {
+		s := accountSum{account: disbursement.Account(r.str()), sum: r.dong()}
+		if k := len(*a); k > 0 && (*a)[k-1].account >= s.account && r.err == nil {
+			return fmt.Errorf("stored accounts are not sorted: %s after %s", s.account, (*a)[k-1].account)
+		}
+		*a = append(*a, s)
+	}
+	return r.finish()
 }

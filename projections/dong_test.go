@@ -58,6 +58,21 @@ func TestDongStoredLikeMoney(t *testing.T) {
 			t.Errorf("%d: obligation state %x, was %x", n, os, old.b)
 		}
 	}
+	// A run's summary, its totals by status kept in dong, is stored as the
+	// PayoutRun it was.
+	run := PayoutRun{RunID: "R1", Status: disbursement.RunReleased, OpenedBy: "thu", Gross: domain.VNDAmount(1_080_000), Net: domain.VNDAmount(1_080_000),
+		ByStatus: map[disbursement.Status]StatusTotal{
+			disbursement.StatusSettled: {Lines: 1, Gross: domain.VNDAmount(540_000), Net: domain.VNDAmount(540_000)},
+			disbursement.StatusFailed:  {Lines: 1, Gross: domain.VNDAmount(540_000), Net: domain.VNDAmount(360_000)},
+		}}
+	stored, _ := run.AppendBinary(nil)
+	var state runState
+	if err := state.UnmarshalBinary(stored); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := state.AppendBinary(nil); string(again) != string(stored) {
+		t.Errorf("run summary written as\n%s\nwas\n%s", again, stored)
+	}
 	// Anything that is not whole dong within range is refused.
 	for _, s := range []string{
 		`{"amount":"0.5","currency":"VND"}`, `{"amount":"1","currency":"USD"}`, `{"amount":"x","currency":"VND"}`,
@@ -116,5 +131,50 @@ func TestBooksRefuseFractionalAmount(t *testing.T) {
 		Amount: domain.Money{Amount: decimal.RequireFromString("0.5"), Currency: domain.VND}}}
 	if err := (booksProjection{}).Apply(tx, ev); err == nil {
 		t.Error("half a dong was booked")
+	}
+}
+
+// TestAccountSumsStoredAsAccounts: the balances' per-person account sums,
+// kept in dong while applying, are stored as the accounts the balance
+// query reads, and read back from them.
+func TestAccountSumsStoredAsAccounts(t *testing.T) {
+	names := disbursement.Accounts
+	for seed := range 200 {
+		acc := accounts{}
+		var sums accountSums
+		for i := range seed % 9 {
+			a := names[(seed*7+i*3)%len(names)]
+			n := int64((seed+1)*(i+1)*1000) - 20_000
+			acc[a] = add(acc[a], domain.VNDAmount(n))
+			if err := sums.add(a, dong(n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := acc.AppendBinary(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := sums.AppendBinary(nil)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("seed %d: accountSums wrote %x, accounts %x (%v)", seed, got, want, err)
+		}
+		var back accountSums
+		if err := back.UnmarshalBinary(want); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := back.AppendBinary(nil); string(again) != string(want) {
+			t.Fatalf("seed %d: read back and written as %x, was %x", seed, again, want)
+		}
+	}
+	// Out of order (not something accounts writes) is corrupt.
+	w := binWriter{b: []byte{binFormatV1}}
+	w.uvarint(2)
+	w.str("b")
+	w.varint(1)
+	w.str("a")
+	w.varint(1)
+	var back accountSums
+	if err := back.UnmarshalBinary(w.b); err == nil {
+		t.Error("unsorted accounts were read")
 	}
 }

@@ -3,6 +3,7 @@ package projections
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -112,6 +113,42 @@ type PayoutRun struct {
 func (r *PayoutRun) AppendBinary(b []byte) ([]byte, error) { return appendJSON(b, r) }
 func (r *PayoutRun) UnmarshalBinary(b []byte) error        { return jsonUnmarshal(b, r) }
 
+// runState is a run's summary while Apply updates it. Every payment event
+// moves a line from one status to another, so the totals by status are
+// kept in dong (see dong) and turned into ByStatus only when the run is
+// stored, once per commit: the stored bytes are those of the PayoutRun
+// the queries read.
+type runState struct {
+	PayoutRun // ByStatus unused: see lines
+	lines     map[disbursement.Status]statusCount
+}
+
+func (s *runState) AppendBinary(b []byte) ([]byte, error) {
+	r := s.PayoutRun
+	r.ByStatus = make(map[disbursement.Status]StatusTotal, len(s.lines))
+	for st, c := range s.lines {
+		r.ByStatus[st] = StatusTotal{Lines: c.Lines, Gross: c.Gross.money(), Net: c.Net.money()}
+	}
+	return appendJSON(b, &r)
+}
+
+func (s *runState) UnmarshalBinary(b []byte) error {
+	if err := s.PayoutRun.UnmarshalBinary(b); err != nil {
+		return err
+	}
+	s.lines = make(map[disbursement.Status]statusCount, len(s.ByStatus))
+	for st, t := range s.ByStatus {
+		gross, err1 := dongOf(t.Gross)
+		net, err2 := dongOf(t.Net)
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("run %s, %s: %w", s.RunID, st, err)
+		}
+		s.lines[st] = statusCount{Lines: t.Lines, Gross: gross, Net: net}
+	}
+	s.ByStatus = nil
+	return nil
+}
+
 // Reconciliation is what a bank statement said about a payment.
 type Reconciliation struct {
 	Reconciliation string       `json:"reconciliation_id"`
@@ -145,54 +182,62 @@ func (payoutsProjection) Apply(tx *Tx, ev *Event) error {
 		for _, p := range e.Payments {
 			tx.Put([]byte("rc/"+p.PaymentID), &Reconciliation{Reconciliation: e.Reconciliation, Amount: p.Amount, Transaction: p.Transaction})
 		}
-		return updateRun(tx, e.RunID, func(r *PayoutRun) { r.Reconciled += len(e.Payments) })
+		return updateRun(tx, e.RunID, run(func(r *runState) { r.Reconciled += len(e.Payments) }))
 	}
 	at := ev.RecordedAt
 	switch e := de.(type) {
 	case disbursement.PayoutRunOpened:
-		tx.Put(runKey(e.RunID), &PayoutRun{RunID: e.RunID, Status: disbursement.RunOpened, Scope: e.Scope, Note: e.Note,
-			OpenedBy: e.OpenedBy, OpenedAt: at, Gross: domain.ZeroVND(), Net: domain.ZeroVND(), ByStatus: map[disbursement.Status]StatusTotal{}})
+		tx.Put(runKey(e.RunID), &runState{PayoutRun: PayoutRun{RunID: e.RunID, Status: disbursement.RunOpened, Scope: e.Scope, Note: e.Note,
+			OpenedBy: e.OpenedBy, OpenedAt: at, Gross: domain.ZeroVND(), Net: domain.ZeroVND()}, lines: map[disbursement.Status]statusCount{}})
 	case disbursement.PayoutRunPaymentsCalculated:
-		return updateRun(tx, e.RunID, func(r *PayoutRun) {
+		return updateRun(tx, e.RunID, run(func(r *runState) {
 			r.Beneficiaries += e.Beneficiaries
 			r.Skipped += e.Skipped
 			r.Problems += len(e.Problems)
-		})
+		}))
 	case disbursement.PayoutRunCalculated:
-		return updateRun(tx, e.RunID, func(r *PayoutRun) {
+		return updateRun(tx, e.RunID, run(func(r *runState) {
 			r.Status, r.CalculatedBy, r.CalculatedAt = disbursement.RunCalculated, e.CalculatedBy, at
 			r.Payments, r.Lines, r.Gross, r.Net = e.Payments, e.Lines, e.Gross, e.Net
-		})
+		}))
 	case disbursement.PayoutRunApproved:
-		return updateRun(tx, e.RunID, func(r *PayoutRun) {
+		return updateRun(tx, e.RunID, run(func(r *runState) {
 			r.Status, r.ApprovedBy, r.ApprovedAt = disbursement.RunApproved, e.ApprovedBy, at
-		})
+		}))
 	case disbursement.PayoutRunReleased:
-		return updateRun(tx, e.RunID, func(r *PayoutRun) {
+		return updateRun(tx, e.RunID, run(func(r *runState) {
 			r.Status, r.ReleasedBy, r.ReleasedAt = disbursement.RunReleased, e.ReleasedBy, at
-		})
+		}))
 	case disbursement.PayoutRunCancelled:
-		return updateRun(tx, e.RunID, func(r *PayoutRun) {
+		return updateRun(tx, e.RunID, run(func(r *runState) {
 			r.Status, r.CancelledBy, r.CancelReason, r.EndedAt = disbursement.RunCancelled, e.CancelledBy, e.Reason, at
-		})
+		}))
 	case disbursement.PayoutRunClosed:
-		return updateRun(tx, e.RunID, func(r *PayoutRun) {
+		return updateRun(tx, e.RunID, run(func(r *runState) {
 			r.Status, r.ClosedBy, r.EndedAt = disbursement.RunClosed, e.ClosedBy, at
-		})
+		}))
 	}
 	return nil
 }
 
 // updateRun changes a run's summary; events of a run that was never opened
 // (impossible from the ledger) are ignored, as the domain's Evolve does.
-func updateRun(tx *Tx, id string, f func(*PayoutRun)) error {
-	r, found, err := Load[PayoutRun](tx, runKey(id))
+func updateRun(tx *Tx, id string, f func(*runState) error) error {
+	key := runKey(id)
+	r, found, err := Load[runState](tx, key)
 	if err != nil || !found {
 		return err
 	}
-	f(r)
-	tx.Put(runKey(id), r)
+	if err := f(r); err != nil {
+		return err
+	}
+	tx.Put(key, r)
 	return nil
+}
+
+// run is updateRun for the changes that cannot fail.
+func run(f func(*runState)) func(*runState) error {
+	return func(r *runState) error { f(r); return nil }
 }
 
 func applyAttempt(tx *Tx, ev *Event, ch attemptChange) error {
@@ -229,23 +274,27 @@ func applyAttempt(tx *Tx, ev *Event, ch attemptChange) error {
 		row.AnsweredAt = ch.at
 	}
 	tx.Put(key, row)
-	return updateRun(tx, row.RunID, func(r *PayoutRun) {
+	gross, err1 := dongOf(row.Gross)
+	net, err2 := dongOf(row.Net)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("payouts: %s attempt %d: %w", ch.stream, ch.ref.Attempt, err)
+	}
+	return updateRun(tx, row.RunID, func(r *runState) error {
+		var err1 error
 		if before != "" {
-			r.ByStatus[before] = r.ByStatus[before].minus(row)
+			c := r.lines[before]
+			err1 = c.add(-1, gross, net)
+			if c.Lines == 0 {
+				delete(r.lines, before)
+			} else {
+				r.lines[before] = c
+			}
 		}
-		r.ByStatus[row.Status] = r.ByStatus[row.Status].plus(row)
-		if r.ByStatus[before].Lines == 0 {
-			delete(r.ByStatus, before)
-		}
+		c := r.lines[row.Status]
+		err2 := c.add(+1, gross, net)
+		r.lines[row.Status] = c
+		return errors.Join(err1, err2)
 	})
-}
-
-func (t StatusTotal) plus(r *PaymentRow) StatusTotal {
-	return StatusTotal{Lines: t.Lines + 1, Gross: add(t.Gross, r.Gross), Net: add(t.Net, r.Net)}
-}
-
-func (t StatusTotal) minus(r *PaymentRow) StatusTotal {
-	return StatusTotal{Lines: t.Lines - 1, Gross: sub(t.Gross, r.Gross), Net: sub(t.Net, r.Net)}
 }
 
 // HistoryPage is one page of a beneficiary's payment attempts, oldest

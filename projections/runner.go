@@ -138,6 +138,11 @@ type member struct {
 	committed checkpoint
 	failure   *Failure
 
+	// batchBytes is the size of the member's last commit batch: the next
+	// one starts at that size instead of growing (and copying itself)
+	// from a few kilobytes. Owned by the committing goroutine.
+	batchBytes int
+
 	adopted  bool       // applied by the Run loop (always true for an active member)
 	switched chan error // a rebuild's outcome; nil for an active member
 }
@@ -478,7 +483,7 @@ func (r *Runner) commit(ms []*member) error {
 	errs := make([]error, len(moved))
 	encode := func(i int) {
 		m := moved[i]
-		b := r.db.pdb.NewBatch()
+		b := r.db.pdb.NewBatchWithSize(m.batchBytes)
 		batches[i] = b
 		if _, err := m.tx.writeTo(b, nil); err != nil {
 			errs[i] = fmt.Errorf("projections: commit %s: %w", m.name, err)
@@ -487,6 +492,7 @@ func (r *Runner) commit(ms []*member) error {
 		if err := b.Set(m.ckptKey, m.applied.encode(), nil); err != nil {
 			errs[i] = fmt.Errorf("projections: commit %s: %w", m.name, err)
 		}
+		m.batchBytes = b.Len()
 	}
 	if len(moved) == 1 {
 		encode(0)
