@@ -86,7 +86,11 @@ func startReadModels(cfg serveConfig, store eventstore.Store, log *slog.Logger) 
 			sealLog.Error("the sealer stopped", "err", err)
 		}
 	})
-	rm.wg.Go(func() { logCaughtUp(ctx, store, set, plog) })
+	rm.wg.Go(func() {
+		if logCaughtUp(ctx, store, set, plog) {
+			warmCache(ctx, db, int64(cfg.cacheMiB)<<20*3/4, plog)
+		}
+	})
 	log.Info("read models started", "dir", dir, "position", start.String(), "seal_key_id", audit.KeyID(pub),
 		"seal_every", cfg.sealEvery, "seal_interval", cfg.sealInterval.String(), "trusted_seal_keys", len(rm.keys))
 	return rm, nil
@@ -94,25 +98,43 @@ func startReadModels(cfg serveConfig, store eventstore.Store, log *slog.Logger) 
 
 // logCaughtUp says once when the read models have reached the head of the
 // log as it was at start: until then queries answer from older figures,
-// and an operator wants to know how long that lasted.
-func logCaughtUp(ctx context.Context, store eventstore.Store, set *projections.Set, log *slog.Logger) {
+// and an operator wants to know how long that lasted. It reports whether
+// they did.
+func logCaughtUp(ctx context.Context, store eventstore.Store, set *projections.Set, log *slog.Logger) bool {
 	start := time.Now()
 	head, err := store.Head(ctx)
 	if err != nil {
-		return
+		return false
 	}
 	for ctx.Err() == nil {
 		// WaitFor gives up after the runner's MaxWait; ask again.
 		if err := set.WaitFor(ctx, head); err == nil {
 			log.Info("read models caught up", "position", head.String(), "duration_ms", time.Since(start).Milliseconds())
-			return
+			return true
 		} else if !errors.Is(err, context.DeadlineExceeded) {
 			if ctx.Err() == nil {
 				log.Warn("read models not caught up", "err", err)
 			}
-			return
+			return false
 		}
 	}
+	return false
+}
+
+// warmCache loads the read models into the block cache once they have
+// caught up, so that the first queries after a restart do not each read
+// and decompress their blocks from the files (projections.DB.WarmCache).
+// It runs beside the queries and stops at shutdown.
+func warmCache(ctx context.Context, db *projections.DB, limit int64, log *slog.Logger) {
+	start := time.Now()
+	n, err := db.WarmCache(ctx, limit)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("warming the block cache failed; queries read from the files until it fills", "err", err)
+		}
+		return
+	}
+	log.Info("block cache warmed", "mib", n>>20, "duration_ms", time.Since(start).Milliseconds())
 }
 
 // close stops the read models and the sealer, waits for them, and closes
