@@ -87,15 +87,26 @@ func applyBeneficiary(tx *Tx, cid string, e interface{ EventType() string }) err
 		return err
 	}
 	var before registry.Beneficiary
-	var oldIdx map[string]string
+	var oldShape indexShape
 	if found {
 		before = rec.Domain()
-		oldIdx = indexEntries(&rec.Beneficiary)
+		oldShape = shapeOf(&rec.Beneficiary)
 	} else {
 		rec = &regRecord{}
 	}
 	rec.Beneficiary = storeBeneficiary(before.Evolve(e))
-	newIdx := indexEntries(&rec.Beneficiary)
+	newShape := shapeOf(&rec.Beneficiary)
+	if oldShape == newShape {
+		// Most events (an entitlement, a payment method) change nothing the
+		// index holds; its entries stay as they are.
+		tx.Put(key, rec)
+		return nil
+	}
+	newIdx, words := newShape.entries(nil)
+	if oldShape.name != newShape.name {
+		words = nil // folding a name is the costly part: only when it changed
+	}
+	oldIdx, _ := oldShape.entries(words)
 	for k := range oldIdx {
 		if _, keep := newIdx[k]; !keep {
 			tx.Delete([]byte(k))
@@ -150,23 +161,45 @@ func decodeFilterInfo(v []byte) (filterInfo, bool) {
 	return filterInfo{string(parts[0]), string(parts[1]), string(parts[2]), string(parts[3]), string(parts[4]) == "1"}, true
 }
 
-func indexEntries(b *Beneficiary) map[string]string {
-	if !b.Registered {
-		return nil
-	}
-	v := filterInfo{b.Address.DistrictCode, b.Address.WardCode, string(b.Category), beneficiaryStatus(b), b.BankAccount != nil}.encode()
-	idx := map[string]string{
-		"c/" + b.CitizenID: v,
-		"d/" + b.Address.DistrictCode + "\x00" + b.CitizenID: v,
-		"w/" + b.Address.WardCode + "\x00" + b.CitizenID:     v,
-		"k/" + string(b.Category) + "\x00" + b.CitizenID:     v,
-	}
-	words := strings.Fields(registry.NameKey(b.FullName))
-	for i := range min(len(words), maxIndexedWords) {
-		idx["n/"+strings.Join(words[i:], " ")+"\x00"+b.CitizenID] = v
-	}
-	return idx
+// indexShape is everything of a record that its index entries depend on:
+// equal shapes, equal entries.
+type indexShape struct {
+	registered bool
+	cid, name  string
+	info       filterInfo
 }
+
+func shapeOf(b *Beneficiary) indexShape {
+	if !b.Registered {
+		return indexShape{}
+	}
+	return indexShape{registered: true, cid: b.CitizenID, name: b.FullName,
+		info: filterInfo{b.Address.DistrictCode, b.Address.WardCode, string(b.Category), beneficiaryStatus(b), b.BankAccount != nil}}
+}
+
+// entries lists the index entries of the shape, folding its name into
+// words unless words (of the same name) are given; it returns the words
+// too.
+func (sh indexShape) entries(words []string) (map[string]string, []string) {
+	if !sh.registered {
+		return nil, nil
+	}
+	v := sh.info.encode()
+	idx := map[string]string{
+		"c/" + sh.cid: v,
+		"d/" + sh.info.district + "\x00" + sh.cid: v,
+		"w/" + sh.info.ward + "\x00" + sh.cid:     v,
+		"k/" + sh.info.category + "\x00" + sh.cid: v,
+	}
+	if words == nil {
+		words = strings.Fields(registry.NameKey(sh.name))
+	}
+	for i := range min(len(words), maxIndexedWords) {
+		idx["n/"+strings.Join(words[i:], " ")+"\x00"+sh.cid] = v
+	}
+	return idx, words
+}
+
 
 // SearchQuery selects beneficiaries. Every field is optional; the fields
 // given must all match.
