@@ -200,7 +200,6 @@ func (sh indexShape) entries(words []string) (map[string]string, []string) {
 	return idx, words
 }
 
-
 // SearchQuery selects beneficiaries. Every field is optional; the fields
 // given must all match.
 type SearchQuery struct {
