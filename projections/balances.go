@@ -84,7 +84,8 @@ func (balancesProjection) Apply(tx *Tx, ev *Event) error {
 			return nil
 		}
 		cid = ch.ref.Obligation.CitizenID
-		key := []byte("o/" + cid + "/" + ch.stream)
+		var kb [keyBytes]byte
+		key := joinKey(kb[:0], "o/", cid, "/", ch.stream)
 		switch {
 		case ch.issued != nil:
 			tx.Put(key, &obligationBalance{
@@ -106,7 +107,8 @@ func (balancesProjection) Apply(tx *Tx, ev *Event) error {
 	if err != nil || len(postings) == 0 {
 		return err
 	}
-	key := []byte("acc/" + cid)
+	var kb [keyBytes]byte
+	key := joinKey(kb[:0], "acc/", cid)
 	acc, found, err := Load[accountSums](tx, key)
 	if err != nil {
 		return err
@@ -120,7 +122,7 @@ func (balancesProjection) Apply(tx *Tx, ev *Event) error {
 			return fmt.Errorf("balances: %s: %w", p.Account, err)
 		}
 		if err := acc.add(p.Account, amount); err != nil {
-			return fmt.Errorf("balances: %s %s: %w", key, p.Account, err)
+			return fmt.Errorf("balances: %s %s: %w", string(key), p.Account, err)
 		}
 	}
 	tx.Put(key, acc)

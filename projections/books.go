@@ -41,7 +41,8 @@ func (booksProjection) Apply(tx *Tx, ev *Event) error {
 		if err != nil {
 			return fmt.Errorf("books: %s: %w", p.Account, err)
 		}
-		for _, key := range [][]byte{[]byte("a/" + string(p.Account)), []byte("ap/" + string(p.Account) + "/" + p.Program)} {
+		var kb [2][keyBytes]byte
+		for _, key := range [2][]byte{joinKey(kb[0][:0], "a/", string(p.Account)), joinKey(kb[1][:0], "ap/", string(p.Account), "/", p.Program)} {
 			v, found, err := Load[dongValue](tx, key)
 			if err != nil {
 				return err
@@ -50,7 +51,7 @@ func (booksProjection) Apply(tx *Tx, ev *Event) error {
 				v = &dongValue{}
 			}
 			if v.n, err = v.n.plus(amount); err != nil {
-				return fmt.Errorf("books: %s: %w", key, err)
+				return fmt.Errorf("books: %s: %w", string(key), err)
 			}
 			tx.Put(key, v)
 		}

@@ -229,7 +229,8 @@ func countPerson(tx *Tx, p *person, sign int) error {
 }
 
 func applyObligation(tx *Tx, ch attemptChange) error {
-	key := []byte("o/" + ch.stream)
+	var kb [keyBytes]byte
+	key := joinKey(kb[:0], "o/", ch.stream)
 	o, found, err := Load[obligationState](tx, key)
 	if err != nil {
 		return err
@@ -270,7 +271,8 @@ func countObligation(tx *Tx, o *obligationState, sign int) error {
 	if o == nil || o.Status == disbursement.StatusCancelled {
 		return nil // a withdrawn attempt is not due
 	}
-	key := []byte("p/" + o.District + "/" + o.Period.String())
+	var kb [keyBytes]byte
+	key := appendPeriod(joinKey(kb[:0], "p/", o.District, "/"), o.Period)
 	t, found, err := Load[periodTotals](tx, key)
 	if err != nil {
 		return err
@@ -290,7 +292,7 @@ func countObligation(tx *Tx, o *obligationState, sign int) error {
 		s = &t.InTransit
 	}
 	if err := errors.Join(t.Due.add(sign, o.Gross, o.Net), s.add(sign, o.Gross, o.Net)); err != nil {
-		return fmt.Errorf("districts: %s: %w", key, err)
+		return fmt.Errorf("districts: %s: %w", string(key), err)
 	}
 	tx.Put(key, t)
 	return nil

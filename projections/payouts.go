@@ -159,13 +159,16 @@ type Reconciliation struct {
 func (r *Reconciliation) AppendBinary(b []byte) ([]byte, error) { return appendJSON(b, r) }
 func (r *Reconciliation) UnmarshalBinary(b []byte) error        { return jsonUnmarshal(b, r) }
 
-func attemptKey(stream string, attempt int) []byte {
-	return binary.BigEndian.AppendUint32([]byte("a/"+stream+"/"), uint32(attempt))
+func attemptKey(stream string, attempt int) []byte { return appendAttemptKey(nil, stream, attempt) }
+
+// appendAttemptKey appends attemptKey(stream, attempt) to b.
+func appendAttemptKey(b []byte, stream string, attempt int) []byte {
+	return binary.BigEndian.AppendUint32(joinKey(b, "a/", stream, "/"), uint32(attempt))
 }
 
-func runLineKey(ch attemptChange) []byte {
+func appendRunLineKey(b []byte, ch attemptChange) []byte {
 	ref := ch.ref
-	return binary.BigEndian.AppendUint32([]byte("r/"+ref.RunID+"/"+ref.PaymentID+"/"+ch.stream+"/"), uint32(ref.Attempt))
+	return binary.BigEndian.AppendUint32(joinKey(b, "r/", ref.RunID, "/", ref.PaymentID, "/", ch.stream, "/"), uint32(ref.Attempt))
 }
 
 func runKey(id string) []byte { return []byte("run/" + id) }
@@ -223,7 +226,8 @@ func (payoutsProjection) Apply(tx *Tx, ev *Event) error {
 // updateRun changes a run's summary; events of a run that was never opened
 // (impossible from the ledger) are ignored, as the domain's Evolve does.
 func updateRun(tx *Tx, id string, f func(*runState) error) error {
-	key := runKey(id)
+	var kb [keyBytes]byte
+	key := joinKey(kb[:0], "run/", id)
 	r, found, err := Load[runState](tx, key)
 	if err != nil || !found {
 		return err
@@ -241,7 +245,8 @@ func run(f func(*runState)) func(*runState) error {
 }
 
 func applyAttempt(tx *Tx, ev *Event, ch attemptChange) error {
-	key := attemptKey(ch.stream, ch.ref.Attempt)
+	var kb [keyBytes]byte
+	key := appendAttemptKey(kb[:0], ch.stream, ch.ref.Attempt)
 	var row *PaymentRow
 	var before disbursement.Status
 	if e := ch.issued; e != nil {
@@ -254,7 +259,8 @@ func applyAttempt(tx *Tx, ev *Event, ch attemptChange) error {
 			},
 			Gross: e.Gross, Net: e.Net, Offsets: e.Offsets, IssuedAt: ev.RecordedAt, Trace: e.Trace,
 		}
-		tx.Set(runLineKey(ch), nil)
+		var lb [keyBytes]byte
+		tx.Set(appendRunLineKey(lb[:0], ch), nil)
 	} else {
 		var found bool
 		var err error

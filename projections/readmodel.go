@@ -95,3 +95,28 @@ func checkLimit(limit int) error {
 	}
 	return nil
 }
+
+// keyBytes is the size of the stack buffers read models build keys in
+// (var kb [keyBytes]byte; key := joinKey(kb[:0], ...)): room for the
+// longest key of a payment event. A longer key is still right, only
+// allocated.
+const keyBytes = 160
+
+// joinKey appends parts to buf. With buf on the caller's stack and a Tx
+// that copies the keys it keeps, building a key allocates nothing; read
+// models build several for every event.
+func joinKey(buf []byte, parts ...string) []byte {
+	for _, p := range parts {
+		buf = append(buf, p...)
+	}
+	return buf
+}
+
+// appendPeriod appends p as Period.String writes it ("2024-01").
+func appendPeriod(b []byte, p domain.Period) []byte {
+	if p.Year < 0 || p.Year > 9999 || p.Month < 0 || p.Month > 99 {
+		return append(b, p.String()...)
+	}
+	y, m := p.Year, int(p.Month)
+	return append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-', byte('0'+m/10), byte('0'+m%10))
+}

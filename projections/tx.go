@@ -69,7 +69,7 @@ func (tx *Tx) Get(key []byte) (value []byte, found bool, err error) {
 	if e.obj != nil {
 		b, err := e.obj.AppendBinary(nil)
 		if err != nil {
-			return nil, false, fmt.Errorf("projections: encode %q: %w", key, err)
+			return nil, false, fmt.Errorf("projections: encode %q: %w", string(key), err)
 		}
 		return b, true, nil
 	}
@@ -113,17 +113,22 @@ func Load[T any, P decodable[T]](tx *Tx, key []byte) (P, bool, error) {
 	if e.obj != nil {
 		p, ok := e.obj.(P)
 		if !ok {
-			return nil, false, fmt.Errorf("projections: key %q holds a %T, not a %T", key, e.obj, p)
+			return nil, false, fmt.Errorf("projections: key %q holds a %T, not a %T", string(key), e.obj, p)
 		}
 		return p, true, nil
 	}
 	p := P(new(T))
 	if err := p.UnmarshalBinary(e.raw); err != nil {
-		return nil, false, fmt.Errorf("projections: decode %q: %w", key, err)
+		return nil, false, fmt.Errorf("projections: decode %q: %w", string(key), err)
 	}
 	e.obj, e.raw = p, nil
 	return p, true, nil
 }
+
+// Keys are passed to a Tx as byte slices it does not keep (it copies the
+// ones it stores): Apply can build them in a buffer on its stack, with
+// joinKey, instead of allocating a few for every event. (Errors format a
+// copy of the key, so that the key does not escape to the heap.)
 
 // Dirty is the number of keys changed since the last commit; the runner
 // commits before it grows past its bound.
@@ -162,7 +167,7 @@ func (tx *Tx) lookup(key []byte) (*entry, error) {
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 	case err != nil:
-		return nil, fmt.Errorf("projections: read %q: %w", key, err)
+		return nil, fmt.Errorf("projections: read %q: %w", string(key), err)
 	default:
 		e.raw = append(make([]byte, 0, len(v)), v...)
 		e.exists = true
@@ -180,7 +185,8 @@ func (tx *Tx) writeTo(b *pebble.Batch, buf []byte) ([]byte, error) {
 	slices.SortFunc(tx.dirty, func(a, b *entry) int { return strings.Compare(a.key, b.key) })
 	for _, e := range tx.dirty {
 		k := e.key
-		key := append(append(tx.keyBuf[:0], tx.prefix...), k...)
+		tx.keyBuf = append(append(tx.keyBuf[:0], tx.prefix...), k...)
+		key := tx.keyBuf
 		if !e.exists {
 			if err := b.Delete(key, nil); err != nil {
 				return buf, err
