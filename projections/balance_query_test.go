@@ -10,7 +10,9 @@ import (
 // TestDongSumIsExact: the int64 fast path gives what decimal addition
 // gives, also past int64, with fractions and with unset amounts.
 func TestDongSumIsExact(t *testing.T) {
-	m := func(s string) domain.Money { return domain.Money{Amount: decimal.RequireFromString(s), Currency: domain.VND} }
+	m := func(s string) domain.Money {
+		return domain.Money{Amount: decimal.RequireFromString(s), Currency: domain.VND}
+	}
 	maxInt := m("9223372036854775807")
 	tests := []struct {
 		name string
