@@ -210,20 +210,34 @@ func (r *CanonicalReader) Date() Date {
 	return d
 }
 
-// Time reads a time through time.Time.UnmarshalJSON, which encoding/json
-// calls with the quoted string.
-func (r *CanonicalReader) Time() time.Time {
+// Quoted reads a string value and returns it with its quotes, for a type
+// whose UnmarshalJSON reads it: encoding/json hands UnmarshalJSON the
+// same bytes. Nil when the value is not a canonical string.
+func (r *CanonicalReader) Quoted() []byte {
 	b := r.b
 	if r.rawString() == nil {
+		return nil
+	}
+	return b[:len(b)-len(r.b)]
+}
+
+// Time reads a time through time.Time.UnmarshalJSON, as encoding/json
+// does.
+func (r *CanonicalReader) Time() time.Time {
+	q := r.Quoted()
+	if q == nil {
 		return time.Time{}
 	}
 	var t time.Time
-	if err := t.UnmarshalJSON(b[:len(b)-len(r.b)]); err != nil {
+	if err := t.UnmarshalJSON(q); err != nil {
 		r.fail()
 		return time.Time{}
 	}
 	return t
 }
+
+// Fail makes the reader fail, for a value its caller could not take.
+func (r *CanonicalReader) Fail() { r.fail() }
 
 // Array reads a non-empty array, calling item for each element. An empty
 // array fails: encoding/json makes it an empty, non-nil slice, which the
