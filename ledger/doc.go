@@ -13,7 +13,16 @@
 // decides again, at most Config.MaxAttempts times (default 5), then gives up
 // with ErrTooManyConflicts. A decider's error (a *domain.RuleError) is
 // returned as is and nothing is appended. A decider that decides no events
-// is a successful no-op.
+// is a successful no-op. The Result carries the state the command left, so
+// that callers answer without reading the stream again.
+//
+// The state of streams commanded recently is kept (Config.StateCacheEntries,
+// 50,000 by default; statecache.go), and the first round decides on it
+// without reading the stream. That is safe because the append still expects
+// the cached revision (a write by anyone else makes it fail and the command
+// runs again from a load), because a refusal or a no-op decided on a cached
+// state is checked by a round from a load before it is answered, and because
+// a command whose ID already wrote to the stream always loads (a replay).
 //
 // Streams: "beneficiary-<CCCD>" (registration, bank account, proxies and
 // entitlements of one person) and "catalogue" (programs and base levels).

@@ -51,6 +51,9 @@ type Config struct {
 	// NewEventID gives IDs to the events of commands sent without a command
 	// ID. Commands with one get IDs derived from it (see Request.CommandID).
 	NewEventID func() uuid.UUID
+	// StateCacheEntries bounds the streams whose state is kept between
+	// commands (statecache.go); 0 turns the cache off.
+	StateCacheEntries int
 }
 
 // DefaultConfig is the production configuration.
@@ -60,6 +63,8 @@ func DefaultConfig() Config {
 		MaxAttempts: DefaultMaxAttempts,
 		Limits:      entitlement.DefaultLimits(),
 		NewEventID:  uuid.New,
+		// About 2 KB a beneficiary: 100 MB at most.
+		StateCacheEntries: 50_000,
 	}
 }
 
@@ -77,6 +82,8 @@ type Ledger struct {
 	// settlements maps released runs' payments to their lines, so that one
 	// bank answer does not load its whole run (settlement_index.go).
 	settlements settlementIndex
+
+	states *stateCache // nil when Config.StateCacheEntries is 0
 }
 
 // New returns a ledger over store. It panics on an invalid configuration (a
@@ -85,7 +92,10 @@ func New(store eventstore.Store, cfg Config) *Ledger {
 	if cfg.Clock == nil || cfg.NewEventID == nil || cfg.MaxAttempts < 1 || !cfg.Limits.AmountCap.IsPositive() {
 		panic("ledger: incomplete Config; start from DefaultConfig()")
 	}
-	return &Ledger{store: store, codec: NewCodec(), cfg: cfg, catRev: -1}
+	if cfg.StateCacheEntries < 0 {
+		panic("ledger: negative Config.StateCacheEntries")
+	}
+	return &Ledger{store: store, codec: NewCodec(), cfg: cfg, catRev: -1, states: newStateCache(cfg.StateCacheEntries)}
 }
 
 // Codec returns the codec of every event the ledger writes; projections
@@ -193,6 +203,7 @@ type Loaded[S any] struct {
 	State    S
 	Revision int64               // last revision of the stream; -1 when it has no events
 	Position eventstore.Position // global position of the stream's last event
+	ids      []uuid.UUID         // of the stream's events, for the state cache; nil past maxCachedEvents
 }
 
 // Load reads stream from the start and folds its events into S's zero value.
@@ -236,6 +247,9 @@ func load[S State[S]](ctx context.Context, l *Ledger, stream, commandID string) 
 			}
 			ld.State = ld.State.Evolve(ev)
 			ld.Revision, ld.Position = int64(rec.Revision), rec.Position
+			if rec.Revision < maxCachedEvents {
+				ld.ids = append(ld.ids, rec.ID)
+			}
 			if commandID != "" {
 				if rec.ID == firstID {
 					pr = &prior{}
@@ -272,10 +286,32 @@ func Handle[S State[S]](ctx context.Context, l *Ledger, stream string, req Reque
 			return Result{}, fmt.Errorf("ledger: hash command: %w", err)
 		}
 	}
-	for attempt := 1; ; attempt++ {
-		ld, pr, err := load[S](ctx, l, stream, req.CommandID)
-		if err != nil {
-			return Result{}, err
+	var firstID uuid.UUID
+	if req.CommandID != "" {
+		firstID = eventID(stream, req.CommandID, 0)
+	}
+	// The first round may decide on a cached state (statecache.go); every
+	// answer that is not a successful append is then checked by a round
+	// from a fresh load, which does not count as an attempt.
+	tryCache := true
+	for attempt := 1; ; {
+		var ld Loaded[S]
+		var pr *prior
+		cached := false
+		if tryCache {
+			tryCache = false
+			if cs, ok := l.states.get(stream, firstID); ok {
+				if st, ok := cs.state.(S); ok {
+					ld, cached = Loaded[S]{State: st, Revision: cs.revision, Position: cs.position, ids: cs.ids}, true
+				}
+			}
+		}
+		if !cached {
+			var err error
+			if ld, pr, err = load[S](ctx, l, stream, req.CommandID); err != nil {
+				return Result{}, err
+			}
+			l.states.put(&cachedState{stream: stream, state: ld.State, revision: ld.Revision, position: ld.Position, ids: ld.ids})
 		}
 		if pr != nil {
 			res, err := l.replay(stream, meta.CommandHash, req.CommandID, pr)
@@ -283,9 +319,15 @@ func Handle[S State[S]](ctx context.Context, l *Ledger, stream string, req Reque
 			return res, err
 		}
 		if req.ExpectedRevision != nil && ld.Revision != int64(*req.ExpectedRevision) {
+			if cached {
+				continue
+			}
 			return Result{}, &RevisionMismatchError{Stream: stream, Expected: *req.ExpectedRevision, Actual: ld.Revision}
 		}
 		events, err := decide(ld.State)
+		if cached && (err != nil || len(events) == 0) {
+			continue // refused or nothing to do: make sure of it on the stream itself
+		}
 		if err != nil {
 			return Result{}, err
 		}
@@ -301,6 +343,9 @@ func Handle[S State[S]](ctx context.Context, l *Ledger, stream string, req Reque
 			expected = eventstore.Exact(uint64(ld.Revision))
 		}
 		res, err := l.store.Append(ctx, stream, expected, data...)
+		if err != nil {
+			l.states.drop(stream)
+		}
 		if errors.Is(err, eventstore.ErrWrongExpectedRevision) {
 			if req.ExpectedRevision != nil {
 				actual := int64(-2)
@@ -310,9 +355,13 @@ func Handle[S State[S]](ctx context.Context, l *Ledger, stream string, req Reque
 				}
 				return Result{}, &RevisionMismatchError{Stream: stream, Expected: *req.ExpectedRevision, Actual: actual}
 			}
+			if cached {
+				continue // the cached state was behind the stream
+			}
 			if attempt >= l.cfg.MaxAttempts {
 				return Result{}, fmt.Errorf("ledger: %s after %d attempts: %w (last: %w)", stream, attempt, ErrTooManyConflicts, err)
 			}
+			attempt++
 			continue
 		}
 		if err != nil {
@@ -320,10 +369,14 @@ func Handle[S State[S]](ctx context.Context, l *Ledger, stream string, req Reque
 		}
 		first := res.NextRevision + 1 - uint64(len(appended))
 		state := ld.State
+		ids := make([]uuid.UUID, len(ld.ids), len(ld.ids)+len(appended))
+		copy(ids, ld.ids)
 		for i := range appended {
 			appended[i].Revision = first + uint64(i)
 			state = state.Evolve(events[i])
+			ids = append(ids, appended[i].ID)
 		}
+		l.states.put(&cachedState{stream: stream, state: state, revision: int64(res.NextRevision), position: res.Position, ids: ids})
 		return Result{Stream: stream, Events: appended, Revision: int64(res.NextRevision), Position: res.Position,
 			State: state, StateRevision: int64(res.NextRevision)}, nil
 	}
