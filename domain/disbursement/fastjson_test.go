@@ -5,23 +5,23 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/ansinh/ansinh/domain"
+	"github.com/ansinh/ansinh/domain/canontest"
 )
 
 // The canonical decoders must agree with encoding/json: whenever one
 // accepts an input, encoding/json accepts it too and decodes the same
-// value. (When it declines, the codec uses encoding/json itself, so
-// rejections and their messages cannot differ.)
+// value (canontest.Agrees). When it declines, the codec uses encoding/json
+// itself, so rejections and their messages cannot differ.
 
 type canonCase struct {
-	name string
-	gen  func(g *canonGen) domain.Event
-	fast func([]byte) (domain.Event, bool)
-	slow func([]byte) (domain.Event, error)
+	name  string
+	gen   func(g *canonGen) domain.Event
+	agree func(t testing.TB, b []byte) bool // canontest.Agrees
+	slow  func([]byte) (domain.Event, error)
 }
 
 func canonCaseOf[E domain.Event, P interface {
@@ -30,13 +30,9 @@ func canonCaseOf[E domain.Event, P interface {
 }](gen func(g *canonGen) E) canonCase {
 	var zero E
 	return canonCase{
-		name: zero.EventType(),
-		gen:  func(g *canonGen) domain.Event { return gen(g) },
-		fast: func(b []byte) (domain.Event, bool) {
-			var e E
-			ok := P(&e).DecodeCanonicalJSON(b)
-			return e, ok
-		},
+		name:  zero.EventType(),
+		gen:   func(g *canonGen) domain.Event { return gen(g) },
+		agree: canontest.Agrees[E, P],
 		slow: func(b []byte) (domain.Event, error) {
 			var e E
 			err := json.Unmarshal(b, &e)
@@ -53,20 +49,7 @@ type canonGen struct {
 	plain bool
 }
 
-func (g *canonGen) str() string {
-	plain := []string{"a", "Z", "0", "9", " ", "-", "_", ".", "Nguyễn", "Văn", "đ", "Ư", "FT", "VCB", "/", "}", "]", ",", ":"}
-	odd := []string{`"`, `\`, "<", ">", "&", "\x01", "\x7f", "\xff", "\u2028", "\t", "\u00e9"}
-	n := g.rng.IntN(6)
-	var sb strings.Builder
-	for range n {
-		if !g.plain && g.rng.IntN(4) == 0 {
-			sb.WriteString(odd[g.rng.IntN(len(odd))])
-		} else {
-			sb.WriteString(plain[g.rng.IntN(len(plain))])
-		}
-	}
-	return sb.String()
-}
+func (g *canonGen) str() string { return canontest.Str(g.rng, g.plain) }
 
 func (g *canonGen) money() domain.Money {
 	switch g.rng.IntN(4) {
@@ -162,32 +145,12 @@ var canonCases = []canonCase{
 	}),
 }
 
-// checkCanonAgrees fails t if the canonical decoder accepts b and
-// encoding/json does not, or decodes another value. It reports whether the
-// canonical decoder accepted.
-func checkCanonAgrees(t testing.TB, c canonCase, b []byte) bool {
-	t.Helper()
-	fast, ok := c.fast(b)
-	if !ok {
-		return false
-	}
-	slow, err := c.slow(b)
-	if err != nil {
-		t.Fatalf("%s: canonical decoder accepted %q, encoding/json says %v", c.name, b, err)
-	}
-	if !reflect.DeepEqual(fast, slow) {
-		t.Fatalf("%s: %q decodes to\n%#v\ncanonically, to\n%#v\nwith encoding/json", c.name, b, fast, slow)
-	}
-	return true
-}
-
 // TestPaymentEventsCanonicalMatchesJSON: what the codec writes is taken
 // by the canonical decoders (when its strings need no escaping), and any
 // value, written or mangled, decodes as encoding/json decodes it.
 func TestPaymentEventsCanonicalMatchesJSON(t *testing.T) {
 	codec := domain.NewCodec()
 	RegisterEvents(codec)
-	const mangleAlphabet = `0123456789-+.eE ",:{}[]\untrlfaVND_`
 	for i, c := range canonCases {
 		t.Run(c.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(i), 7))
@@ -199,7 +162,7 @@ func TestPaymentEventsCanonicalMatchesJSON(t *testing.T) {
 				if err != nil || typ != c.name {
 					t.Fatalf("encode: %s %v", typ, err)
 				}
-				if checkCanonAgrees(t, c, b) {
+				if c.agree(t, b) {
 					accepted++
 				} else if g.plain {
 					t.Fatalf("the codec wrote %s, which the canonical decoder declines", b)
@@ -216,12 +179,12 @@ func TestPaymentEventsCanonicalMatchesJSON(t *testing.T) {
 					t.Fatalf("codec.Decode(%s) = %#v, %v; want %#v", b, got, err, want)
 				}
 				for range 1 + rng.IntN(3) {
-					b = mangle(rng, b, mangleAlphabet)
+					b = canontest.Mangle(rng, b)
 				}
 				if _, err := c.slow(b); err == nil {
 					mangledValid++
 				}
-				if checkCanonAgrees(t, c, b) {
+				if c.agree(t, b) {
 					mangledAccepted++
 				}
 			}
@@ -236,41 +199,6 @@ func TestPaymentEventsCanonicalMatchesJSON(t *testing.T) {
 			t.Logf("%d encoded and %d mangled inputs taken canonically; %d mangled ones valid JSON events", accepted, mangledAccepted, mangledValid)
 		})
 	}
-}
-
-func mangle(rng *rand.Rand, b []byte, alphabet string) []byte {
-	if len(b) == 0 {
-		return b
-	}
-	j := rng.IntN(len(b))
-	switch rng.IntN(4) {
-	case 0:
-		return append(b[:j:j], b[j+1:]...)
-	case 1:
-		return append(b[:j+1:j+1], b[j:]...)
-	case 2:
-		out := append([]byte(nil), b...)
-		out[j] = alphabet[rng.IntN(len(alphabet))]
-		return out
-	}
-	// A structural change encoding/json may well accept: a space, a key
-	// in other case, a duplicated or unknown member, a null.
-	s := string(b)
-	switch rng.IntN(6) {
-	case 0:
-		s = strings.Replace(s, ":", ": ", 1+rng.IntN(3))
-	case 1:
-		s = strings.Replace(s, `"attempt"`, `"Attempt"`, 1)
-	case 2:
-		s = strings.Replace(s, `"run_id":`, `"run_id":"dup","run_id":`, 1)
-	case 3:
-		s = strings.Replace(s, `{"`, `{"extra":1,"`, 1)
-	case 4:
-		s = strings.Replace(s, `"run_id":"`, `"run_id":null,"x":"`, 1)
-	default:
-		s = strings.Replace(s, `"net":{`, `"net":null,"net":{`, 1)
-	}
-	return []byte(s)
 }
 
 // FuzzPaymentEventsCanonical: go test -fuzz FuzzPaymentEventsCanonical
@@ -290,7 +218,7 @@ func FuzzPaymentEventsCanonical(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, which uint8, b []byte) {
-		checkCanonAgrees(t, canonCases[int(which)%len(canonCases)], b)
+		canonCases[int(which)%len(canonCases)].agree(t, b)
 	})
 }
 
