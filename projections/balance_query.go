@@ -8,6 +8,7 @@ import (
 	"github.com/ansinh/ansinh/domain"
 	"github.com/ansinh/ansinh/domain/disbursement"
 	"github.com/ansinh/ansinh/domain/entitlement"
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/shopspring/decimal"
 )
 
@@ -66,16 +67,22 @@ type Balance struct {
 	Accounts map[disbursement.Account]domain.Money `json:"accounts"`
 }
 
-func balance(reg, bal *Reader, cid string, through domain.Period, lim entitlement.Limits) (Balance, bool, error) {
-	rec, found, err := Read[regRecord](reg, []byte("b/"+cid))
+// balance reads with it, an iterator over the whole snapshot of reg and bal.
+func balance(it *pebble.Iterator, reg, bal *Reader, cid string, through domain.Period, lim entitlement.Limits) (Balance, bool, error) {
+	var rec regRecord
+	key := make([]byte, 0, 64)
+	found, err := seekValue(it, append(append(append(key, reg.prefix...), "b/"...), cid...), rec.UnmarshalBinary)
 	if err != nil || !found || !rec.Registered {
 		return Balance{}, false, err
 	}
-	cat, err := catalogue(reg)
-	if err != nil {
+	var cat entitlement.Catalogue
+	if _, err := seekValue(it, append(append(key[:0], reg.prefix...), catalogueKey...), func(raw []byte) error {
+		cat, err = catalogueOf(raw)
+		return err
+	}); err != nil {
 		return Balance{}, false, err
 	}
-	obs, topUps, recoveries, acc, err := balanceRecords(bal, cid)
+	obs, topUps, recoveries, acc, err := balanceRecords(it, bal, cid)
 	if err != nil {
 		return Balance{}, false, err
 	}
@@ -154,19 +161,9 @@ func balance(reg, bal *Reader, cid string, through domain.Period, lim entitlemen
 }
 
 // balanceRecords reads what the balances read model keeps of one person
-// with one iterator, seeking from key range to key range in key order
-// (acc/ < o/ < rv/ < t/): three scans and a Get each built an iterator
-// stack of their own, the largest cost of a balance query.
-func balanceRecords(bal *Reader, cid string) (obs []*obligationBalance, topUps []TopUp, recoveries []Recovery, acc accounts, err error) {
-	it, err := bal.iter()
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	defer func() {
-		if cerr := it.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("projections: balance of %s: %w", cid, cerr)
-		}
-	}()
+// with it, seeking from key range to key range in key order (acc/ < o/ <
+// rv/ < t/).
+func balanceRecords(it *pebble.Iterator, bal *Reader, cid string) (obs []*obligationBalance, topUps []TopUp, recoveries []Recovery, acc accounts, err error) {
 	key := make([]byte, 0, len(bal.prefix)+len(cid)+8)
 	// each visits the values under prefix + name + cid + tail.
 	each := func(name, tail string, f func(v []byte) error) error {
@@ -187,7 +184,7 @@ func balanceRecords(bal *Reader, cid string) (obs []*obligationBalance, topUps [
 				return nil
 			}
 		}
-		return nil
+		return it.Error()
 	}
 	acc = accounts{}
 	if err := each("acc/", "", func(v []byte) error { return acc.UnmarshalBinary(v) }); err != nil {
@@ -213,6 +210,37 @@ func balanceRecords(bal *Reader, cid string) (obs []*obligationBalance, topUps [
 		return nil, nil, nil, nil, err
 	}
 	return obs, topUps, recoveries, acc, nil
+}
+
+// seekValue decodes the value under key (prefix included) with decode,
+// or reports found=false.
+func seekValue(it *pebble.Iterator, key []byte, decode func([]byte) error) (found bool, err error) {
+	if !it.SeekGE(key) || !bytes.Equal(it.Key(), key) {
+		return false, it.Error()
+	}
+	v, err := it.ValueAndErr()
+	if err != nil {
+		return false, fmt.Errorf("projections: read %q: %w", key, err)
+	}
+	if err := decode(v); err != nil {
+		return false, fmt.Errorf("projections: decode %q: %w", key, err)
+	}
+	return true, nil
+}
+
+// catalogueOf is catalogue() for bytes already read: the last decoded
+// catalogue when the bytes are the same.
+func catalogueOf(raw []byte) (entitlement.Catalogue, error) {
+	if m := lastCatalogue.Load(); m != nil && bytes.Equal(m.raw, raw) {
+		return m.cat, nil
+	}
+	var c storedCatalogue
+	if err := c.UnmarshalBinary(raw); err != nil {
+		return entitlement.Catalogue{}, err
+	}
+	cat := c.domain()
+	lastCatalogue.Store(&decodedCatalogue{raw: bytes.Clone(raw), cat: cat})
+	return cat, nil
 }
 
 // bucketBuilder sums a bucket's lines in whole dong (dongSum) and collects
