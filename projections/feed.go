@@ -30,9 +30,9 @@ type feedItem struct {
 
 // feedPagesAhead bounds the decoded pages waiting for the read models.
 // While the runner commits a batch the read models apply nothing; with
-// room for eight pages (32,768 events at the default page size, some
-// 50 MB decoded) the feed keeps reading and decoding on the other core
-// meanwhile. Two pages gave a tenth fewer events/s in a rebuild
+// room for eight pages (32,768 events at the default page size, about
+// 60 MB with their data and decoded values) the feed keeps reading and
+// decoding on the other core meanwhile. Two pages gave a tenth fewer events/s in a rebuild
 // (docs/BENCHMARKS.md, Projections).
 const feedPagesAhead = 8
 
