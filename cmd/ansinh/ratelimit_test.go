@@ -3,78 +3,69 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
 
-func TestRateLimitFlag(t *testing.T) {
-	tests := []struct {
-		args []string
-		env  map[string]string
-		want float64
-		bad  bool
-	}{
-		{nil, nil, 20, false},
-		{[]string{"--rate-limit", "50000"}, nil, 50_000, false},
-		{nil, map[string]string{"ANSINH_RATE_LIMIT": "2.5"}, 2.5, false},
-		{[]string{"--rate-limit", "100"}, map[string]string{"ANSINH_RATE_LIMIT": "7"}, 100, false}, // the flag wins
-		{[]string{"--rate-limit", "0"}, nil, 0, true},
-		{[]string{"--rate-limit", "0.5"}, nil, 0, true}, // a burst of one request: every retry would wait
-		{[]string{"--rate-limit", "100001"}, nil, 0, true},
-		{[]string{"--rate-limit", "NaN"}, nil, 0, true},
-		{[]string{"--rate-limit", "-Inf"}, nil, 0, true},
-		{nil, map[string]string{"ANSINH_RATE_LIMIT": "fast"}, 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			var out bytes.Buffer
-			cfg, err := parseServe(tt.args, &out, func(k string) string { return tt.env[k] })
-			switch {
-			case tt.bad && err == nil:
-				t.Fatalf("accepted: %v", cfg.rateLimit)
-			case tt.bad:
-				if !errors.As(err, new(usageError)) {
-					t.Fatalf("error %v is not a usage error", err)
-				}
-			case err != nil:
-				t.Fatal(err)
-			case cfg.rateLimit != tt.want:
-				t.Fatalf("rate limit %v, want %v", cfg.rateLimit, tt.want)
+// TestServeTuningFlags: the rate limit and the cache size, from flags and
+// the environment (the flag wins), with their bounds.
+func TestServeTuningFlags(t *testing.T) {
+	rate := func(want float64) func(serveConfig) error {
+		return func(c serveConfig) error {
+			if c.rateLimit != want {
+				return fmt.Errorf("rate limit %v, want %v", c.rateLimit, want)
 			}
-		})
+			return nil
+		}
 	}
-}
-
-func TestCacheFlag(t *testing.T) {
+	cache := func(mib int, store int64) func(serveConfig) error {
+		return func(c serveConfig) error {
+			if c.cacheMiB != mib || c.storeConfig.cacheBytes != store {
+				return fmt.Errorf("cache %d MiB, store %d bytes; want %d MiB, %d bytes", c.cacheMiB, c.storeConfig.cacheBytes, mib, store)
+			}
+			return nil
+		}
+	}
 	tests := []struct {
-		args      []string
-		env       map[string]string
-		wantMiB   int
-		wantStore int64
-		bad       bool
+		args  []string
+		env   map[string]string
+		check func(serveConfig) error // nil: refused with a usage error
 	}{
-		{nil, nil, 1024, 256 << 20, false},
-		{[]string{"--cache-mib", "64"}, nil, 64, 16 << 20, false},
-		{nil, map[string]string{"ANSINH_CACHE_MIB": "4096"}, 4096, 1 << 30, false},
-		{[]string{"--cache-mib", "15"}, nil, 0, 0, true},
-		{[]string{"--cache-mib", "65537"}, nil, 0, 0, true},
-		{nil, map[string]string{"ANSINH_CACHE_MIB": "lots"}, 0, 0, true},
+		{nil, nil, rate(20)},
+		{[]string{"--rate-limit", "50000"}, nil, rate(50_000)},
+		{nil, map[string]string{"ANSINH_RATE_LIMIT": "2.5"}, rate(2.5)},
+		{[]string{"--rate-limit", "100"}, map[string]string{"ANSINH_RATE_LIMIT": "7"}, rate(100)},
+		{[]string{"--rate-limit", "0"}, nil, nil},
+		{[]string{"--rate-limit", "0.5"}, nil, nil}, // a burst of one request: every retry would wait
+		{[]string{"--rate-limit", "100001"}, nil, nil},
+		{[]string{"--rate-limit", "NaN"}, nil, nil},
+		{[]string{"--rate-limit", "-Inf"}, nil, nil},
+		{nil, map[string]string{"ANSINH_RATE_LIMIT": "fast"}, nil},
+		{nil, nil, cache(1024, 256<<20)},
+		{[]string{"--cache-mib", "64"}, nil, cache(64, 16<<20)},
+		{nil, map[string]string{"ANSINH_CACHE_MIB": "4096"}, cache(4096, 1<<30)},
+		{[]string{"--cache-mib", "15"}, nil, nil},
+		{[]string{"--cache-mib", "65537"}, nil, nil},
+		{nil, map[string]string{"ANSINH_CACHE_MIB": "lots"}, nil},
 	}
 	for _, tt := range tests {
-		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+		t.Run(strings.Join(tt.args, " ")+fmt.Sprint(tt.env), func(t *testing.T) {
 			var out bytes.Buffer
 			cfg, err := parseServe(tt.args, &out, func(k string) string { return tt.env[k] })
 			switch {
-			case tt.bad && err == nil:
-				t.Fatalf("accepted: %v", cfg.cacheMiB)
-			case tt.bad:
+			case tt.check == nil && err == nil:
+				t.Fatalf("accepted: %+v", cfg)
+			case tt.check == nil:
 				if !errors.As(err, new(usageError)) {
 					t.Fatalf("error %v is not a usage error", err)
 				}
 			case err != nil:
 				t.Fatal(err)
-			case cfg.cacheMiB != tt.wantMiB || cfg.storeConfig.cacheBytes != tt.wantStore:
-				t.Fatalf("cache %d MiB, store %d bytes; want %d MiB, %d bytes", cfg.cacheMiB, cfg.storeConfig.cacheBytes, tt.wantMiB, tt.wantStore)
+			default:
+				if err := tt.check(cfg); err != nil {
+					t.Fatal(err)
+				}
 			}
 		})
 	}
