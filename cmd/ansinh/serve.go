@@ -62,6 +62,10 @@ const (
 	// the heap grow to five times what is live; GOGC or GOMEMLIMIT in the
 	// environment still decide when set.
 	serveGCPercent = 400
+	// serveHeapHeadroom is what the soft memory limit allows beyond the
+	// block caches when GOMEMLIMIT is not set: the ledger's state cache
+	// (about 100 MB), answers in flight and garbage.
+	serveHeapHeadroom = 1 << 30
 )
 
 func parseServe(args []string, stdout io.Writer, getenv func(string) string) (serveConfig, error) {
@@ -194,6 +198,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(serveGCPercent)
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		// Built without cgo (the container image), Pebble's block caches
+		// live on the Go heap, and GOGC 400 alone would let the heap grow
+		// to five times them: the soft limit makes the collector work
+		// harder instead as the heap nears caches plus headroom.
+		debug.SetMemoryLimit(int64(cfg.cacheMiB)<<20 + serveHeapHeadroom)
 	}
 
 	raw, err := openStore(ctx, cfg.storeConfig, log)
