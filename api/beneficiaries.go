@@ -36,14 +36,14 @@ func (s *Server) beneficiaryRoutes() []Route {
 		{Method: http.MethodGet, Path: "/v1/beneficiaries", Handler: s.searchBeneficiaries, Roles: AllRoles}, // search.go
 		{Method: http.MethodGet, Path: one, Handler: s.getBeneficiary, Roles: AllRoles},
 		{Method: http.MethodPost, Path: one + "/corrections", Handler: s.correctBeneficiary, Roles: w},
-		{Method: http.MethodPost, Path: one + "/death", Handler: s.recordDeath, Roles: w},
-		{Method: http.MethodPost, Path: one + "/move-away", Handler: s.recordMoveAway, Roles: w},
-		{Method: http.MethodPost, Path: one + "/bank-account", Handler: s.linkBankAccount, Roles: w},
-		{Method: http.MethodPost, Path: one + "/bank-account/replace", Handler: s.replaceBankAccount, Roles: w},
-		{Method: http.MethodPost, Path: one + "/bank-account/unlink", Handler: s.unlinkBankAccount, Roles: w},
-		{Method: http.MethodPost, Path: one + "/payment-method", Handler: s.choosePaymentMethod, Roles: w},
-		{Method: http.MethodPost, Path: one + "/proxies", Handler: s.authorizeProxy, Roles: w},
-		{Method: http.MethodPost, Path: one + "/proxies/:proxy_id/revoke", Handler: s.revokeProxy, Roles: w},
+		{Method: http.MethodPost, Path: one + "/death", Handler: registryHandler(s, http.StatusOK, deathCommand), Roles: w},
+		{Method: http.MethodPost, Path: one + "/move-away", Handler: registryHandler(s, http.StatusOK, moveAwayCommand), Roles: w},
+		{Method: http.MethodPost, Path: one + "/bank-account", Handler: registryHandler(s, http.StatusOK, linkCommand), Roles: w},
+		{Method: http.MethodPost, Path: one + "/bank-account/replace", Handler: registryHandler(s, http.StatusOK, replaceCommand), Roles: w},
+		{Method: http.MethodPost, Path: one + "/bank-account/unlink", Handler: registryHandler(s, http.StatusOK, unlinkCommand), Roles: w},
+		{Method: http.MethodPost, Path: one + "/payment-method", Handler: registryHandler(s, http.StatusOK, methodCommand), Roles: w},
+		{Method: http.MethodPost, Path: one + "/proxies", Handler: registryHandler(s, http.StatusCreated, proxyCommand), Roles: w},
+		{Method: http.MethodPost, Path: one + "/proxies/:proxy_id/revoke", Handler: registryHandler(s, http.StatusOK, revokeCommand), Roles: w},
 	}
 }
 
@@ -320,17 +320,28 @@ type deathRequest struct {
 	DocumentRef string `json:"document_ref"`
 }
 
-func (s *Server) recordDeath(c echo.Context) error {
-	var in deathRequest
-	if err := Decode(c, &in); err != nil {
-		return err
+// registryHandler is the handler of a registry command sent as a JSON body
+// of type In: build turns the body into the command, with the reason to
+// record and the business date of the fact (zero when none), and notes
+// field errors in f; the record after the command is the answer.
+func registryHandler[In any](s *Server, status int, build func(c echo.Context, in In, f *fieldErrors) (cmd registry.Command, reason string, effective domain.Date)) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var in In
+		if err := Decode(c, &in); err != nil {
+			return err
+		}
+		var f fieldErrors
+		cmd, reason, effective := build(c, in, &f)
+		if err := f.err(); err != nil {
+			return err
+		}
+		return s.registryCommand(c, status, reason, effective, cmd)
 	}
-	var f fieldErrors
+}
+
+func deathCommand(_ echo.Context, in deathRequest, f *fieldErrors) (registry.Command, string, domain.Date) {
 	cmd := registry.RecordDeath{DateOfDeath: f.date("date_of_death", in.DateOfDeath), DocumentRef: in.DocumentRef}
-	if err := f.err(); err != nil {
-		return err
-	}
-	return s.registryCommand(c, http.StatusOK, "", cmd.DateOfDeath, cmd)
+	return cmd, "", cmd.DateOfDeath
 }
 
 type moveAwayRequest struct {
@@ -339,17 +350,9 @@ type moveAwayRequest struct {
 	DocumentRef string `json:"document_ref"`
 }
 
-func (s *Server) recordMoveAway(c echo.Context) error {
-	var in moveAwayRequest
-	if err := Decode(c, &in); err != nil {
-		return err
-	}
-	var f fieldErrors
+func moveAwayCommand(_ echo.Context, in moveAwayRequest, f *fieldErrors) (registry.Command, string, domain.Date) {
 	cmd := registry.RecordMoveAway{MovedOn: f.date("moved_on", in.MovedOn), Destination: in.Destination, DocumentRef: in.DocumentRef}
-	if err := f.err(); err != nil {
-		return err
-	}
-	return s.registryCommand(c, http.StatusOK, "", cmd.MovedOn, cmd)
+	return cmd, "", cmd.MovedOn
 }
 
 type bankAccountRequest struct {
@@ -358,13 +361,8 @@ type bankAccountRequest struct {
 	HolderName    string `json:"holder_name"`
 }
 
-func (s *Server) linkBankAccount(c echo.Context) error {
-	var in bankAccountRequest
-	if err := Decode(c, &in); err != nil {
-		return err
-	}
-	cmd := registry.LinkBankAccount{BankCode: in.BankCode, AccountNumber: in.AccountNumber, HolderName: in.HolderName}
-	return s.registryCommand(c, http.StatusOK, "", domain.Date{}, cmd)
+func linkCommand(_ echo.Context, in bankAccountRequest, _ *fieldErrors) (registry.Command, string, domain.Date) {
+	return registry.LinkBankAccount{BankCode: in.BankCode, AccountNumber: in.AccountNumber, HolderName: in.HolderName}, "", domain.Date{}
 }
 
 type replaceBankAccountRequest struct {
@@ -374,37 +372,24 @@ type replaceBankAccountRequest struct {
 	Reason        string `json:"reason"`
 }
 
-func (s *Server) replaceBankAccount(c echo.Context) error {
-	var in replaceBankAccountRequest
-	if err := Decode(c, &in); err != nil {
-		return err
-	}
-	cmd := registry.ReplaceBankAccount{BankCode: in.BankCode, AccountNumber: in.AccountNumber, HolderName: in.HolderName, Reason: in.Reason}
-	return s.registryCommand(c, http.StatusOK, in.Reason, domain.Date{}, cmd)
+func replaceCommand(_ echo.Context, in replaceBankAccountRequest, _ *fieldErrors) (registry.Command, string, domain.Date) {
+	return registry.ReplaceBankAccount{BankCode: in.BankCode, AccountNumber: in.AccountNumber, HolderName: in.HolderName, Reason: in.Reason}, in.Reason, domain.Date{}
 }
 
 type reasonRequest struct {
 	Reason string `json:"reason"`
 }
 
-func (s *Server) unlinkBankAccount(c echo.Context) error {
-	var in reasonRequest
-	if err := Decode(c, &in); err != nil {
-		return err
-	}
-	return s.registryCommand(c, http.StatusOK, in.Reason, domain.Date{}, registry.UnlinkBankAccount{Reason: in.Reason})
+func unlinkCommand(_ echo.Context, in reasonRequest, _ *fieldErrors) (registry.Command, string, domain.Date) {
+	return registry.UnlinkBankAccount{Reason: in.Reason}, in.Reason, domain.Date{}
 }
 
 type paymentMethodRequest struct {
 	Method string `json:"method"`
 }
 
-func (s *Server) choosePaymentMethod(c echo.Context) error {
-	var in paymentMethodRequest
-	if err := Decode(c, &in); err != nil {
-		return err
-	}
-	return s.registryCommand(c, http.StatusOK, "", domain.Date{}, registry.ChoosePaymentMethod{Method: registry.PaymentMethod(in.Method)})
+func methodCommand(_ echo.Context, in paymentMethodRequest, _ *fieldErrors) (registry.Command, string, domain.Date) {
+	return registry.ChoosePaymentMethod{Method: registry.PaymentMethod(in.Method)}, "", domain.Date{}
 }
 
 type authorizeProxyRequest struct {
@@ -418,23 +403,14 @@ type authorizeProxyRequest struct {
 	DocumentRef  string `json:"document_ref"`
 }
 
-// authorizeProxy answers 201 with the record: the new authorization is the
-// last of its proxies (they are kept in authorization order).
-func (s *Server) authorizeProxy(c echo.Context) error {
-	var in authorizeProxyRequest
-	if err := Decode(c, &in); err != nil {
-		return err
-	}
-	var f fieldErrors
-	cmd := registry.AuthorizeProxy{
+// proxyCommand: the answer is 201 with the record, the new authorization
+// the last of its proxies (they are kept in authorization order).
+func proxyCommand(_ echo.Context, in authorizeProxyRequest, f *fieldErrors) (registry.Command, string, domain.Date) {
+	return registry.AuthorizeProxy{
 		FullName: in.FullName, CitizenID: in.CitizenID, Relationship: in.Relationship,
 		Reason: registry.ProxyReason(in.Reason), ReasonNote: in.ReasonNote,
 		ValidFrom: f.date("valid_from", in.ValidFrom), ValidTo: f.date("valid_to", in.ValidTo), DocumentRef: in.DocumentRef,
-	}
-	if err := f.err(); err != nil {
-		return err
-	}
-	return s.registryCommand(c, http.StatusCreated, "", domain.Date{}, cmd)
+	}, "", domain.Date{}
 }
 
 type revokeProxyRequest struct {
@@ -442,15 +418,6 @@ type revokeProxyRequest struct {
 	Reason string `json:"reason"`
 }
 
-func (s *Server) revokeProxy(c echo.Context) error {
-	var in revokeProxyRequest
-	if err := Decode(c, &in); err != nil {
-		return err
-	}
-	var f fieldErrors
-	cmd := registry.RevokeProxy{ProxyID: c.Param("proxy_id"), From: f.date("from", in.From), Reason: in.Reason}
-	if err := f.err(); err != nil {
-		return err
-	}
-	return s.registryCommand(c, http.StatusOK, in.Reason, domain.Date{}, cmd)
+func revokeCommand(c echo.Context, in revokeProxyRequest, f *fieldErrors) (registry.Command, string, domain.Date) {
+	return registry.RevokeProxy{ProxyID: c.Param("proxy_id"), From: f.date("from", in.From), Reason: in.Reason}, in.Reason, domain.Date{}
 }
