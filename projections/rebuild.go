@@ -83,6 +83,11 @@ func (r *Runner) catchUpAlone(ctx context.Context, m *member) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ms := []*member{m}
+	// The new generation is empty: its Tx need not ask Pebble for the keys
+	// it has not written (Tx.complete, Tx.written).
+	if err := m.tx.startEmpty(); err != nil {
+		return err
+	}
 	f := r.startFeed(ctx, m.applied.Position, false)
 	n := 0
 	for {

@@ -45,6 +45,10 @@ type Tx struct {
 	// into a fresh generation looks up every new key once; with complete
 	// that costs a map miss instead of a Pebble Get.
 	complete bool
+	// written, for a Tx that started on an empty keyspace, remembers every
+	// key it wrote there, so that after its cache is dropped a key it never
+	// wrote is still known not to exist (see keyFilter). Nil otherwise.
+	written *keyFilter
 }
 
 type entry struct {
@@ -158,7 +162,7 @@ func (tx *Tx) lookup(key []byte) (*entry, error) {
 		return e, nil
 	}
 	e := &entry{key: string(key)}
-	if tx.complete {
+	if tx.complete || (tx.written != nil && !tx.written.mayHave(key)) {
 		tx.entries[e.key] = e
 		return e, nil
 	}
@@ -204,6 +208,11 @@ func (tx *Tx) writeTo(b *pebble.Batch, buf []byte) ([]byte, error) {
 		// Batch.Set copies key and value, so the buffers can be reused.
 		if err := b.Set(key, v, nil); err != nil {
 			return buf, err
+		}
+		if tx.written != nil {
+			// Before the commit: if it fails, the filter only claims a key
+			// that may exist and does not, which costs a Get.
+			tx.written.add(k)
 		}
 	}
 	return buf, nil
@@ -329,5 +338,9 @@ func (tx *Tx) startEmpty() error {
 		return fmt.Errorf("projections: read %q: %w", tx.prefix, err)
 	}
 	tx.complete = empty && len(tx.entries) == 0
+	tx.written = nil
+	if tx.complete {
+		tx.written = newKeyFilter()
+	}
 	return nil
 }

@@ -1,0 +1,100 @@
+package projections
+
+import (
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// TestKeyFilterHasNoFalseNegatives: every key added is reported, across
+// the filter's growth; keys never added are mostly (99% here) not.
+func TestKeyFilterHasNoFalseNegatives(t *testing.T) {
+	f := newKeyFilter()
+	const n = 300_000 // grows the filter to three parts
+	for i := range n {
+		f.add(fmt.Sprintf("o/payment-%012d-SOCIAL_MONTHLY-2024-01", i))
+		if i%3 == 0 {
+			f.add(fmt.Sprintf("o/payment-%012d-SOCIAL_MONTHLY-2024-01", i)) // again: counted once
+		}
+	}
+	if len(f.parts) != 3 {
+		t.Errorf("%d parts for %d keys, want 3", len(f.parts), n)
+	}
+	for i := range n {
+		if !f.mayHave(fmt.Appendf(nil, "o/payment-%012d-SOCIAL_MONTHLY-2024-01", i)) {
+			t.Fatalf("key %d was added and is not reported", i)
+		}
+	}
+	fp := 0
+	for i := range n {
+		if f.mayHave(fmt.Appendf(nil, "o/payment-%012d-SOCIAL_MONTHLY-2024-02", i)) {
+			fp++
+		}
+	}
+	if fp > n/100 {
+		t.Errorf("%d false positives in %d keys never added, want at most 1%%", fp, n)
+	}
+}
+
+// countingReader counts the Gets a Tx sends to Pebble.
+type countingReader struct {
+	pebble.Reader
+	gets int
+}
+
+func (c *countingReader) Get(key []byte) ([]byte, io.Closer, error) {
+	c.gets++
+	return c.Reader.Get(key)
+}
+
+// TestTxAfterCacheDropAsksPebbleOnlyForWrittenKeys: a Tx that started on an
+// empty keyspace still answers a key it never wrote without Pebble after
+// its cache was dropped, and reads back from Pebble the keys it wrote.
+func TestTxAfterCacheDropAsksPebbleOnlyForWrittenKeys(t *testing.T) {
+	db, err := OpenDB("", DBOptions{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rd := &countingReader{Reader: db.pdb}
+	tx := newTx(rd, []byte("test/1/"))
+	if err := tx.startEmpty(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		tx.Set(fmt.Appendf(nil, "k%03d", i), []byte("v"))
+	}
+	tx.Delete([]byte("k000"))
+	b := db.pdb.NewBatch()
+	if _, err := tx.writeTo(b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	tx.committed(0) // drops the cache
+	if tx.complete {
+		t.Fatal("still complete after the cache was dropped")
+	}
+	for i := range 100 {
+		_, found, err := tx.Get(fmt.Appendf(nil, "k%03d", i))
+		if err != nil || found != (i > 0) {
+			t.Fatalf("k%03d: found %v, %v", i, found, err)
+		}
+	}
+	// k000 was deleted before it was ever stored: known not to exist.
+	if rd.gets != 99 {
+		t.Errorf("%d Gets for the 99 keys stored, want 99", rd.gets)
+	}
+	rd.gets = 0
+	for i := range 1000 {
+		if _, found, err := tx.Get(fmt.Appendf(nil, "never%04d", i)); err != nil || found {
+			t.Fatalf("never%04d: found %v, %v", i, found, err)
+		}
+	}
+	if rd.gets > 10 {
+		t.Errorf("%d Gets for 1000 keys never written, want under 1%% (false positives)", rd.gets)
+	}
+}
