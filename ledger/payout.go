@@ -100,7 +100,7 @@ func (l *Ledger) runCommand(ctx context.Context, req Request, runID string, cmd 
 		return Loaded[disbursement.Run]{}, err
 	}
 	stream := disbursement.RunStream(runID)
-	_, err := Handle(ctx, l, stream, req, cmd, func(r disbursement.Run) ([]domain.Event, error) {
+	res, err := Handle(ctx, l, stream, req, cmd, func(r disbursement.Run) ([]domain.Event, error) {
 		if !r.Exists() {
 			r.ID = runID
 		}
@@ -108,6 +108,12 @@ func (l *Ledger) runCommand(ctx context.Context, req Request, runID string, cmd 
 	})
 	if err != nil {
 		return Loaded[disbursement.Run]{}, err
+	}
+	// The run as the command left it, without reading its stream again
+	// (a run of a city's month is tens of thousands of lines). A replay
+	// reads it: the result's position is then the first run's.
+	if r, ok := res.State.(disbursement.Run); ok && r.Exists() && !res.Replayed {
+		return Loaded[disbursement.Run]{State: r, Revision: res.StateRevision, Position: res.Position}, nil
 	}
 	return l.LoadRun(ctx, runID)
 }

@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -115,7 +116,23 @@ func (f *payoutFixture) open(id string, periods []domain.Period, programs ...str
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	f.asStored("open", s)
 	return s
+}
+
+// asStored checks that a run command's summary, built from the state the
+// command left, is what a fresh load of the run's stream gives (the
+// position aside: a release reports the last payment event it wrote).
+func (f *payoutFixture) asStored(step string, s RunSummary) {
+	f.t.Helper()
+	stored, err := f.l.RunStatus(f.ctx, s.RunID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	s.Position, stored.Position = eventstore.Position{}, eventstore.Position{}
+	if !reflect.DeepEqual(s, stored) {
+		f.t.Fatalf("%s: summary\n%+v\nfrom the stream\n%+v", step, s, stored)
+	}
 }
 
 func (f *payoutFixture) calculate(id string, roster Roster) RunSummary {
@@ -124,18 +141,22 @@ func (f *payoutFixture) calculate(id string, roster Roster) RunSummary {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	f.asStored("calculate", s)
 	return s
 }
 
 func (f *payoutFixture) approveAndRelease(id string) RunSummary {
 	f.t.Helper()
-	if _, err := f.l.ApproveRun(f.ctx, minh, id); err != nil {
+	approved, err := f.l.ApproveRun(f.ctx, minh, id)
+	if err != nil {
 		f.t.Fatal(err)
 	}
+	f.asStored("approve", approved)
 	s, err := f.l.ReleaseRun(f.ctx, thu, id)
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	f.asStored("release", s)
 	// Read-your-writes: the position a release reports covers the payment
 	// events it wrote after the run event.
 	after, err := f.store.ReadAll(f.ctx, s.Position, eventstore.MaxReadLimit)
