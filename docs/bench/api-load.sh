@@ -16,7 +16,9 @@
 # script waits, up to this many seconds, for the server to be idle, under 1 %
 # of a CPU over 5 s, so that the compactions after the import and after each
 # run's writes do not land on the next run; 0 skips the wait), LOG_LEVEL (info: the server writes its access log, as in
-# production), KEEP (empty). The server and the load generator share the
+# production), KEEP (empty), PIN (empty; "1": the server runs on CPU 0 and
+# the load generator on CPU 1, with taskset, so that the figures are those
+# of one core serving and one core loading). The server and the load generator share the
 # machine's CPUs; each report gives the server's CPU time per request
 # (from /proc), which depends less on what else runs than the rate does.
 set -euo pipefail
@@ -28,6 +30,13 @@ CONCURRENCY=${CONCURRENCY:-16 64}
 IDLE_MAX=${IDLE_MAX:-600}
 SCENARIOS=${SCENARIOS:-balance register payment-method}
 LOG_LEVEL=${LOG_LEVEL:-info}
+PIN=${PIN:-}
+server_cpu=()
+load_cpu=()
+if [[ -n $PIN ]]; then
+	server_cpu=(taskset -c 0)
+	load_cpu=(taskset -c 1)
+fi
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/ansinh-load.XXXXXX")
@@ -55,6 +64,7 @@ echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 echo "go: $(go version)"
 echo "commit: $(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet HEAD -- ':!docs' 2>/dev/null || echo ' (uncommitted changes)')"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "pinned: ${PIN:-no}"
 
 say "build"
 (cd "$repo" && go build -o "$work/ansinh" ./cmd/ansinh && go build -o "$work/ansinh-load" ./cmd/ansinh-load)
@@ -70,7 +80,7 @@ start=$(date +%s)
 echo "import took $(($(date +%s) - start)) s"
 
 say "serve"
-"$work/ansinh" serve --addr 127.0.0.1:0 --data "$data" --rate-limit 100000 \
+"${server_cpu[@]}" "$work/ansinh" serve --addr 127.0.0.1:0 --data "$data" --rate-limit 100000 \
 	--log-format json --log-level "$LOG_LEVEL" 2>"$work/serve.log" &
 server_pid=$!
 addr=""
@@ -135,7 +145,7 @@ for sc in $SCENARIOS; do
 		wait_idle
 		echo "command: ansinh-load ${args[*]}"
 		echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-		"$work/ansinh-load" "${args[@]}" || status=1
+		"${load_cpu[@]}" "$work/ansinh-load" "${args[@]}" || status=1
 	done
 done
 
