@@ -40,8 +40,15 @@ func (s jsonSerializer) Serialize(c echo.Context, v any, indent string) error {
 			bufPool.Put(buf)
 		}
 	}()
-	if a, ok := v.(jsonAppender); ok && indent == "" {
+	if a, ok := v.(jsonAppender); ok {
 		b := a.appendJSON(buf.AvailableBuffer())
+		if indent != "" { // ?pretty: rare, and worth no fast path
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, b, "", indent); err != nil {
+				return err
+			}
+			b = pretty.Bytes()
+		}
 		buf.Write(b)
 		buf.WriteByte('\n') // as json.Encoder ends a value
 	} else {

@@ -3,12 +3,16 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/ansinh/ansinh/domain"
 	"github.com/ansinh/ansinh/domain/disbursement"
 	"github.com/ansinh/ansinh/eventstore"
 	"github.com/ansinh/ansinh/projections"
+	"github.com/labstack/echo/v4"
 	"github.com/shopspring/decimal"
 	"pgregory.net/rapid"
 )
@@ -99,6 +103,38 @@ func TestBalanceAnswerMatches(t *testing.T) {
 		want := reference(t, toBalanceJSON(tc.b, tc.asOf))
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s:\n got %s\nwant %s", name, got, want)
+		}
+	}
+}
+
+// TestSerializerWritesOnePieceAndHonoursPretty: the serializer sets
+// Content-Length, and a hand-written answer asked for with ?pretty comes
+// out indented like any other (not as the empty object its unexported
+// fields would make of it).
+func TestSerializerWritesOnePieceAndHonoursPretty(t *testing.T) {
+	e := echo.New()
+	e.JSONSerializer = jsonSerializer{}
+	b := projections.BalanceResult{Balance: projections.Balance{CitizenID: "001", Recoveries: []projections.Recovery{}, TopUps: []projections.TopUp{},
+		Accounts: map[disbursement.Account]domain.Money{"a": domain.VNDAmount(5)}}}
+	for _, target := range []string{"/", "/?pretty"} {
+		rec := httptest.NewRecorder()
+		c := e.NewContext(httptest.NewRequest(http.MethodGet, target, nil), rec)
+		if err := c.JSON(http.StatusOK, balanceAnswer{b, nil}); err != nil {
+			t.Fatal(err)
+		}
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		if target != "/" {
+			enc.SetIndent("", "  ")
+		}
+		if err := enc.Encode(toBalanceJSON(b, nil)); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Body.String() != want.String() {
+			t.Errorf("%s:\n got %s\nwant %s", target, rec.Body, want.String())
+		}
+		if cl := rec.Header().Get(echo.HeaderContentLength); cl != strconv.Itoa(rec.Body.Len()) {
+			t.Errorf("%s: Content-Length %q for %d bytes", target, cl, rec.Body.Len())
 		}
 	}
 }
