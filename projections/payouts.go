@@ -119,14 +119,14 @@ func (r *PayoutRun) UnmarshalBinary(b []byte) error        { return jsonUnmarsha
 // stored, once per commit: the stored bytes are those of the PayoutRun
 // the queries read.
 type runState struct {
-	PayoutRun // ByStatus unused: see lines
-	lines     map[disbursement.Status]statusCount
+	PayoutRun // ByStatus unused: see totals
+	totals    map[disbursement.Status]statusCount
 }
 
 func (s *runState) AppendBinary(b []byte) ([]byte, error) {
 	r := s.PayoutRun
-	r.ByStatus = make(map[disbursement.Status]StatusTotal, len(s.lines))
-	for st, c := range s.lines {
+	r.ByStatus = make(map[disbursement.Status]StatusTotal, len(s.totals))
+	for st, c := range s.totals {
 		r.ByStatus[st] = StatusTotal{Lines: c.Lines, Gross: c.Gross.money(), Net: c.Net.money()}
 	}
 	return appendJSON(b, &r)
@@ -136,14 +136,14 @@ func (s *runState) UnmarshalBinary(b []byte) error {
 	if err := s.PayoutRun.UnmarshalBinary(b); err != nil {
 		return err
 	}
-	s.lines = make(map[disbursement.Status]statusCount, len(s.ByStatus))
+	s.totals = make(map[disbursement.Status]statusCount, len(s.ByStatus))
 	for st, t := range s.ByStatus {
 		gross, err1 := dongOf(t.Gross)
 		net, err2 := dongOf(t.Net)
 		if err := errors.Join(err1, err2); err != nil {
 			return fmt.Errorf("run %s, %s: %w", s.RunID, st, err)
 		}
-		s.lines[st] = statusCount{Lines: t.Lines, Gross: gross, Net: net}
+		s.totals[st] = statusCount{Lines: t.Lines, Gross: gross, Net: net}
 	}
 	s.ByStatus = nil
 	return nil
@@ -191,7 +191,7 @@ func (payoutsProjection) Apply(tx *Tx, ev *Event) error {
 	switch e := de.(type) {
 	case disbursement.PayoutRunOpened:
 		tx.Put(runKey(e.RunID), &runState{PayoutRun: PayoutRun{RunID: e.RunID, Status: disbursement.RunOpened, Scope: e.Scope, Note: e.Note,
-			OpenedBy: e.OpenedBy, OpenedAt: at, Gross: domain.ZeroVND(), Net: domain.ZeroVND()}, lines: map[disbursement.Status]statusCount{}})
+			OpenedBy: e.OpenedBy, OpenedAt: at, Gross: domain.ZeroVND(), Net: domain.ZeroVND()}, totals: map[disbursement.Status]statusCount{}})
 	case disbursement.PayoutRunPaymentsCalculated:
 		return updateRun(tx, e.RunID, run(func(r *runState) {
 			r.Beneficiaries += e.Beneficiaries
@@ -288,17 +288,17 @@ func applyAttempt(tx *Tx, ev *Event, ch attemptChange) error {
 	return updateRun(tx, row.RunID, func(r *runState) error {
 		var err1 error
 		if before != "" {
-			c := r.lines[before]
+			c := r.totals[before]
 			err1 = c.add(-1, gross, net)
 			if c.Lines == 0 {
-				delete(r.lines, before)
+				delete(r.totals, before)
 			} else {
-				r.lines[before] = c
+				r.totals[before] = c
 			}
 		}
-		c := r.lines[row.Status]
+		c := r.totals[row.Status]
 		err2 := c.add(+1, gross, net)
-		r.lines[row.Status] = c
+		r.totals[row.Status] = c
 		return errors.Join(err1, err2)
 	})
 }
