@@ -32,8 +32,8 @@ type feedItem struct {
 // While the runner commits a batch the read models apply nothing; with
 // room for eight pages (32,768 events at the default page size, about
 // 60 MB with their data and decoded values) the feed keeps reading and
-// decoding on the other core meanwhile. Two pages gave a tenth fewer events/s in a rebuild
-// (docs/BENCHMARKS.md, Projections).
+// decoding on the other core meanwhile. Two pages gave a tenth fewer
+// events/s in a rebuild (docs/BENCHMARKS.md, Projections).
 const feedPagesAhead = 8
 
 func (r *Runner) startFeed(ctx context.Context, from eventstore.Position, follow bool) *feed {
