@@ -117,11 +117,7 @@ func (balancesProjection) Apply(tx *Tx, ev *Event) error {
 		acc = &accountSums{}
 	}
 	for _, p := range postings {
-		amount, err := dongOf(p.Amount)
-		if err != nil {
-			return fmt.Errorf("balances: %s: %w", p.Account, err)
-		}
-		if err := acc.add(p.Account, amount); err != nil {
+		if err := acc.add(p.Account, dong(p.Amount)); err != nil {
 			return fmt.Errorf("balances: %s %s: %w", string(key), p.Account, err)
 		}
 	}

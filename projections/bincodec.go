@@ -47,7 +47,16 @@ func (w *binWriter) boolean(v bool) {
 }
 
 func (w *binWriter) money(m domain.Money) {
-	m = zeroIfUnset(m)
+	if m.Currency == "" {
+		w.varint(0) // unset is zero, as zeroIfUnset has it
+		return
+	}
+	// The usual amount without allocating: no exponent, at most 18 digits
+	// (so within an int64). The check below allocates twice.
+	if a := m.Amount; m.Currency == domain.VND && a.Exponent() == 0 && a.NumDigits() <= 18 {
+		w.varint(a.CoefficientInt64())
+		return
+	}
 	if m.Currency != domain.VND || !m.IsWhole() || !m.Amount.Equal(decimal.NewFromInt(m.Amount.IntPart())) {
 		if w.err == nil {
 			w.err = fmt.Errorf("amount %s is not a whole number of dong", m)

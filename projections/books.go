@@ -37,10 +37,7 @@ func (booksProjection) Apply(tx *Tx, ev *Event) error {
 		return err
 	}
 	for _, p := range ps {
-		amount, err := dongOf(p.Amount)
-		if err != nil {
-			return fmt.Errorf("books: %s: %w", p.Account, err)
-		}
+		amount := dong(p.Amount) // |amount| <= MaxPostingDong, far within dong's range
 		var kb [2][keyBytes]byte
 		for _, key := range [2][]byte{joinKey(kb[0][:0], "a/", string(p.Account)), joinKey(kb[1][:0], "ap/", string(p.Account), "/", p.Program)} {
 			v, found, err := Load[dongValue](tx, key)

@@ -118,19 +118,22 @@ func TestDongOfAndPlus(t *testing.T) {
 	}
 }
 
-// A posting of half a dong stops the books rather than being rounded.
-func TestBooksRefuseFractionalAmount(t *testing.T) {
+// A posting of half a dong stops the books and the balances rather than
+// being rounded.
+func TestReadModelsRefuseFractionalAmount(t *testing.T) {
 	db, err := OpenDB("", DBOptions{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	tx := newTx(db.pdb, []byte("books/1/"))
-	ev := &Event{}
-	ev.derived.postings = []disbursement.Posting{{Account: disbursement.ProgramExpense, Program: "P",
+	ev := &Event{data: disbursement.RecoveryRaised{CitizenID: "001150000001", Program: "P", Correction: "C1",
 		Amount: domain.Money{Amount: decimal.RequireFromString("0.5"), Currency: domain.VND}}}
-	if err := (booksProjection{}).Apply(tx, ev); err == nil {
+	ev.derive()
+	if err := (booksProjection{}).Apply(newTx(db.pdb, []byte("books/1/")), ev); err == nil {
 		t.Error("half a dong was booked")
+	}
+	if err := (balancesProjection{}).Apply(newTx(db.pdb, []byte("balances/1/")), ev); err == nil {
+		t.Error("half a dong was added to a balance")
 	}
 }
 

@@ -256,3 +256,162 @@ func (tb *TrialBalance) Check() error {
 	}
 	return nil
 }
+
+// PostingDong is a Posting with its amount in whole dong, as an int64 that
+// callers can add without allocating: the read models sum the postings of
+// every money event of the log, and on decimal (big.Int) that cost six or
+// seven allocations an event.
+type PostingDong struct {
+	Account   Account
+	CitizenID string
+	Program   string
+	Amount    int64 // debit positive, credit negative
+}
+
+// MaxPostingDong bounds a PostingDong's amount (either sign). It is far
+// above any amount the domain accepts (MaxAmountDong) and low enough that a
+// few thousand of them sum in an int64 without overflow.
+const MaxPostingDong = 1 << 50
+
+// ErrPostingRange: an amount of an entry is a whole number of dong beyond
+// MaxPostingDong, which PostingsDong cannot hold. The domain never writes
+// one; it means a damaged or foreign log.
+var ErrPostingRange = errors.New("posting amount is out of range")
+
+// PostingsDong returns exactly the entry Postings returns (the same lines,
+// in the same order, with the same amounts) in int64 dong, appended to
+// buf[:0]; or the error Postings returns, word for word; or ErrPostingRange
+// when Postings accepts the entry but an amount is beyond MaxPostingDong.
+//
+// Only the common case is computed here: every amount VND, with no
+// exponent and within range, no amount negative. Anything else (a refused
+// entry, an amount spelled with an exponent) is handed to Postings and its
+// answer converted, so that the two can never disagree on what they
+// accept (TestPostingsDongAgreesWithPostings).
+func PostingsDong(e domain.Event, buf []PostingDong) ([]PostingDong, error) {
+	j := journalDong{lines: buf[:0]}
+	switch e := e.(type) {
+	case PaymentIssued:
+		j.at(e.Obligation)
+		j.debit(ProgramExpense, e.Gross)
+		j.credit(BeneficiaryPayable, e.Net)
+		j.offsets(-1, e.Offsets)
+	case PaymentCancelled:
+		j.at(e.Obligation)
+		j.debit(BeneficiaryPayable, e.Net)
+		j.offsets(+1, e.Offsets)
+		j.credit(ProgramExpense, e.Gross)
+	case PaymentReleased:
+		j.at(e.Obligation)
+		j.debit(BeneficiaryPayable, e.Net)
+		j.credit(PaymentsInTransit, e.Net)
+	case PaymentSettled:
+		j.at(e.Obligation)
+		j.debit(PaymentsInTransit, e.Net)
+		j.credit(disbursed(e.Method), e.Net)
+	case PaymentFailed:
+		j.at(e.Obligation)
+		j.debit(PaymentsInTransit, e.Net)
+		j.offsets(+1, e.Offsets)
+		j.credit(ProgramExpense, e.Gross)
+	case PaymentReturned:
+		j.at(e.Obligation)
+		j.debit(disbursed(e.Method), e.Net)
+		j.offsets(+1, e.Offsets)
+		j.credit(ProgramExpense, e.Gross)
+	case RecoveryRaised:
+		j.citizen, j.program = e.CitizenID, e.Program
+		j.debit(BeneficiaryReceivable, e.Amount)
+		j.credit(ProgramExpense, e.Amount)
+	default:
+		return nil, nil
+	}
+	if !j.slow && j.sum == 0 {
+		return j.lines, nil
+	}
+	return postingsDongSlow(e, j.lines[:0])
+}
+
+// postingsDongSlow converts what Postings answers.
+func postingsDongSlow(e domain.Event, buf []PostingDong) ([]PostingDong, error) {
+	ps, err := Postings(e)
+	if err != nil {
+		return nil, err
+	}
+	out := buf[:0]
+	for _, p := range ps {
+		// Postings checked that each amount is a whole number of dong.
+		n := p.Amount.Amount.BigInt()
+		if !n.IsInt64() || n.Int64() > MaxPostingDong || n.Int64() < -MaxPostingDong {
+			return nil, fmt.Errorf("postings of %s: %s: %w: %s", e.EventType(), p.Account, ErrPostingRange, p.Amount)
+		}
+		out = append(out, PostingDong{Account: p.Account, CitizenID: p.CitizenID, Program: p.Program, Amount: n.Int64()})
+	}
+	return out, nil
+}
+
+// journalDong is journal in int64. slow says an amount is not the common
+// case; the entry is then computed again by Postings.
+type journalDong struct {
+	citizen, program string
+	lines            []PostingDong
+	sum              int64
+	slow             bool
+}
+
+func (j *journalDong) at(k ObligationKey) { j.citizen, j.program = k.CitizenID, k.Program }
+
+// dongOf is m in int64 when m is VND, has no exponent and is within
+// ±MaxPostingDong; ok false otherwise.
+func dongOf(m domain.Money) (n int64, ok bool) {
+	a := m.Amount
+	// NumDigits first: CoefficientInt64 is undefined beyond an int64.
+	if m.Currency != domain.VND || a.Exponent() != 0 || a.NumDigits() > 16 {
+		return 0, false
+	}
+	n = a.CoefficientInt64()
+	return n, n <= MaxPostingDong && n >= -MaxPostingDong
+}
+
+// post adds signed amount n (|n| <= MaxPostingDong, so the sum of a few
+// lines cannot overflow) unless it is zero, as journal.post does.
+func (j *journalDong) post(a Account, n int64) {
+	if n == 0 {
+		return
+	}
+	j.sum += n
+	j.lines = append(j.lines, PostingDong{Account: a, CitizenID: j.citizen, Program: j.program, Amount: n})
+}
+
+func (j *journalDong) debit(a Account, m domain.Money) {
+	n, ok := dongOf(m)
+	if !ok || n < 0 || len(j.lines) >= maxFastLines {
+		j.slow = true
+		return
+	}
+	j.post(a, n)
+}
+
+func (j *journalDong) credit(a Account, m domain.Money) {
+	n, ok := dongOf(m)
+	if !ok || n < 0 || len(j.lines) >= maxFastLines {
+		j.slow = true
+		return
+	}
+	j.post(a, -n)
+}
+
+// maxFastLines keeps the fast path's sum far from overflowing: 2^50 times
+// 2^10 lines is 2^60. An entry of more lines (an attempt with over a
+// thousand offsets) is left to Postings.
+const maxFastLines = 1 << 10
+
+func (j *journalDong) offsets(sign int, os []Offset) {
+	for _, o := range os {
+		if sign < 0 {
+			j.credit(BeneficiaryReceivable, o.Amount)
+		} else {
+			j.debit(BeneficiaryReceivable, o.Amount)
+		}
+	}
+}
