@@ -89,6 +89,9 @@ func (r *Runner) catchUpAlone(ctx context.Context, m *member) error {
 		return err
 	}
 	f := r.startFeed(ctx, m.applied.Position, false)
+	c := committer{r: r}
+	// Whatever ends the catch-up, the commit in flight ends first.
+	defer func() { _ = c.wait() }()
 	n := 0
 	for {
 		var it feedItem
@@ -107,7 +110,7 @@ func (r *Runner) catchUpAlone(ctx context.Context, m *member) error {
 			return m.failure
 		}
 		if it.atHead || n >= r.opts.BatchEvents || m.tx.Dirty() >= r.opts.BatchKeys {
-			if err := r.commit(ms); err != nil {
+			if err := c.commit(ms, it.atHead); err != nil {
 				return err
 			}
 			n = 0

@@ -64,6 +64,9 @@ func (r *Runner) replay(ctx context.Context, ms []*member, until Until, stopOnFa
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	f := r.startFeed(ctx, eventstore.Start, false)
+	c := committer{r: r}
+	// Whatever ends the replay, the commit in flight ends first.
+	defer func() { _ = c.wait() }()
 	n := 0
 	for {
 		var it feedItem
@@ -89,7 +92,7 @@ func (r *Runner) replay(ctx context.Context, ms []*member, until Until, stopOnFa
 			}
 		}
 		if done || n >= r.opts.BatchEvents || txKeys(ms) >= r.opts.BatchKeys {
-			if err := r.commit(ms); err != nil {
+			if err := c.commit(ms, done); err != nil {
 				return err
 			}
 			n = 0

@@ -112,6 +112,12 @@ type Runner struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed (and replaced) whenever a checkpoint moves or a projection fails
 	atHead  bool          // the Run loop has caught up once and follows live
+
+	// writeGate, set by tests only, holds a committer's write back until
+	// the committer waits for it: the next batch is then applied entirely
+	// while the commit before it is not on disk, the case a committer must
+	// get right. Nil: writes start at once.
+	writeGate chan struct{}
 }
 
 type slot struct {
@@ -137,6 +143,11 @@ type member struct {
 	// committed and failure are written by that goroutine under Runner.mu.
 	committed checkpoint
 	failure   *Failure
+
+	// inflight is the checkpoint of a commit on its way to disk, if
+	// hasInflight (see committer). Owned by the goroutine that commits.
+	inflight    checkpoint
+	hasInflight bool
 
 	// batchBytes is the size of the member's last commit batch: the next
 	// one starts at that size instead of growing (and copying itself)
@@ -452,6 +463,9 @@ func safeApply(p Projection, tx *Tx, ev *Event) (err error) {
 func (r *Runner) fail(m *member, f *Failure) {
 	m.tx.reset()
 	m.applied = m.committed
+	if m.hasInflight {
+		m.applied = m.inflight // on disk once the commit in flight is
+	}
 	r.log.Error("projection stopped on an event", "projection", m.name, "generation", m.gen.Gen,
 		"position", f.Position.String(), "stream", f.StreamID, "revision", f.Revision,
 		"type", f.EventType, "event_id", f.EventID.String(), "error", f.Err)
@@ -470,64 +484,92 @@ func (r *Runner) notifyLocked() {
 // Each member encodes its values into a batch of its own, in parallel; the
 // batches are then joined, so the commit stays one atomic write.
 func (r *Runner) commit(ms []*member) error {
-	var moved []*member
+	p, err := r.prepareCommit(ms)
+	if p == nil {
+		return err
+	}
+	defer p.close()
+	if err != nil {
+		return err
+	}
+	if err := p.write(r.db); err != nil {
+		return err
+	}
+	for _, m := range p.moved {
+		m.tx.committed(r.opts.CacheKeys)
+	}
+	r.finishCommit(p)
+	return nil
+}
+
+// pendingCommit is one commit between the encoding of the members' changes
+// and their arrival on disk.
+type pendingCommit struct {
+	moved   []*member
+	ckpts   []checkpoint    // each moved member's checkpoint in this commit
+	batches []*pebble.Batch // one per moved member
+	merged  *pebble.Batch   // all of them joined, when there are several
+	done    chan error      // the result of write, when it runs on its own goroutine
+}
+
+// prepareCommit encodes every member's changes and new checkpoint into a
+// batch of its own, in parallel. It returns nil when no member moved. On an
+// error the returned commit (if any) must still be closed.
+func (r *Runner) prepareCommit(ms []*member) (*pendingCommit, error) {
+	p := &pendingCommit{}
 	for _, m := range ms {
 		if m.failure == nil && m.applied != m.committed {
-			moved = append(moved, m)
+			p.moved = append(p.moved, m)
+			p.ckpts = append(p.ckpts, m.applied)
 		}
 	}
-	if len(moved) == 0 {
-		return nil
+	if len(p.moved) == 0 {
+		return nil, nil
 	}
-	batches := make([]*pebble.Batch, len(moved))
-	errs := make([]error, len(moved))
+	p.batches = make([]*pebble.Batch, len(p.moved))
+	errs := make([]error, len(p.moved))
 	encode := func(i int) {
-		m := moved[i]
+		m := p.moved[i]
 		b := r.db.pdb.NewBatchWithSize(m.batchBytes)
-		batches[i] = b
+		p.batches[i] = b
 		if _, err := m.tx.writeTo(b, nil); err != nil {
 			errs[i] = fmt.Errorf("projections: commit %s: %w", m.name, err)
 			return
 		}
-		if err := b.Set(m.ckptKey, m.applied.encode(), nil); err != nil {
+		if err := b.Set(m.ckptKey, p.ckpts[i].encode(), nil); err != nil {
 			errs[i] = fmt.Errorf("projections: commit %s: %w", m.name, err)
 		}
 		m.batchBytes = b.Len()
 	}
-	if len(moved) == 1 {
+	if len(p.moved) == 1 {
 		encode(0)
 	} else {
 		var wg sync.WaitGroup
-		for i := range moved {
+		for i := range p.moved {
 			wg.Go(func() { encode(i) })
 		}
 		wg.Wait()
 	}
-	defer func() {
-		for _, x := range batches {
-			_ = x.Close()
-		}
-	}()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	b := batches[0]
-	if len(batches) > 1 {
+	return p, errors.Join(errs...)
+}
+
+// write joins the batches and commits them. It touches no member, so it
+// may run while the members apply the next events.
+func (p *pendingCommit) write(db *DB) error {
+	b := p.batches[0]
+	if len(p.batches) > 1 {
 		// One batch sized for all: appending the others to the first would
 		// grow (and copy) it several times.
 		size := 0
-		for _, x := range batches {
+		for _, x := range p.batches {
 			size += x.Len()
 		}
-		b = r.db.pdb.NewBatchWithSize(size)
-		defer func() { _ = b.Close() }()
-	}
-	for _, x := range batches {
-		if x == b {
-			continue
-		}
-		if err := b.Apply(x, nil); err != nil {
-			return fmt.Errorf("projections: commit: %w", err)
+		p.merged = db.pdb.NewBatchWithSize(size)
+		b = p.merged
+		for _, x := range p.batches {
+			if err := b.Apply(x, nil); err != nil {
+				return fmt.Errorf("projections: commit: %w", err)
+			}
 		}
 	}
 	// NoSync: a projection is derived data. If the machine loses power the
@@ -537,15 +579,104 @@ func (r *Runner) commit(ms []*member) error {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("projections: commit: %w", err)
 	}
-	for _, m := range moved {
-		m.tx.committed(r.opts.CacheKeys)
+	return nil
+}
+
+func (p *pendingCommit) close() {
+	for _, x := range p.batches {
+		if x != nil {
+			_ = x.Close()
+		}
 	}
+	if p.merged != nil {
+		_ = p.merged.Close()
+	}
+}
+
+// finishCommit publishes the checkpoints of a commit that is on disk.
+func (r *Runner) finishCommit(p *pendingCommit) {
 	r.mu.Lock()
-	for _, m := range moved {
-		m.committed = m.applied
+	for i, m := range p.moved {
+		m.committed = p.ckpts[i]
 	}
 	r.notifyLocked()
 	r.mu.Unlock()
+}
+
+// A committer overlaps the Pebble commit of one batch with the apply of
+// the next, for the loops that only catch up (a replay, a rebuild's new
+// generation): while the commit joins and writes the batches on one core,
+// the read models apply the next events on the other. It commits in order
+// and has at most one commit in flight.
+//
+// The members' Tx must not ask Pebble for a key whose latest value is in
+// the commit in flight: every such key is dirty in the cache when the
+// commit is encoded, and the cache drops only clean entries, only when no
+// commit is in flight (Tx.evictClean). A member that fails while a commit
+// is in flight goes back to that commit's checkpoint (member.inflight).
+type committer struct {
+	r        *Runner
+	inflight *pendingCommit
+}
+
+// commit waits for the commit in flight, then encodes the members'
+// changes and starts writing them; with last, it also waits for that one.
+func (c *committer) commit(ms []*member, last bool) error {
+	if err := c.wait(); err != nil {
+		return err
+	}
+	r := c.r
+	for _, m := range ms {
+		m.tx.evictClean(r.opts.CacheKeys)
+	}
+	p, err := r.prepareCommit(ms)
+	if p == nil {
+		return err
+	}
+	if err != nil {
+		p.close()
+		return err
+	}
+	for i, m := range p.moved {
+		m.tx.markClean()
+		m.inflight, m.hasInflight = p.ckpts[i], true
+	}
+	p.done = make(chan error, 1)
+	c.inflight = p
+	gate := r.writeGate
+	go func() {
+		if gate != nil {
+			<-gate
+		}
+		p.done <- p.write(r.db)
+	}()
+	if last {
+		return c.wait()
+	}
+	return nil
+}
+
+// wait waits for the commit in flight, if any, and publishes it; if it
+// failed, every member goes back to its last commit on disk.
+func (c *committer) wait() error {
+	p := c.inflight
+	if p == nil {
+		return nil
+	}
+	c.inflight = nil
+	if c.r.writeGate != nil {
+		c.r.writeGate <- struct{}{}
+	}
+	err := <-p.done
+	p.close()
+	for _, m := range p.moved {
+		m.hasInflight = false
+	}
+	if err != nil {
+		c.r.rollback(p.moved)
+		return err
+	}
+	c.r.finishCommit(p)
 	return nil
 }
 

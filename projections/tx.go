@@ -227,10 +227,35 @@ func (tx *Tx) committed(cacheMax int) {
 		tx.reset()
 		return
 	}
+	tx.markClean()
+}
+
+// markClean marks the entries clean once they are in a batch on its way
+// to disk (see committer); they stay in the cache, and must, until that
+// batch is committed.
+func (tx *Tx) markClean() {
 	for _, e := range tx.dirty {
 		e.dirty = false
 	}
 	tx.dirty = tx.dirty[:0]
+}
+
+// evictClean drops the clean entries if the cache holds more than
+// cacheMax keys, as committed does but keeping what is dirty: the caller
+// has no commit in flight, so every clean entry is on disk.
+func (tx *Tx) evictClean(cacheMax int) {
+	if len(tx.entries) <= cacheMax {
+		return
+	}
+	if len(tx.dirty) == 0 {
+		tx.reset()
+		return
+	}
+	tx.complete = false
+	clear(tx.entries)
+	for _, e := range tx.dirty {
+		tx.entries[e.key] = e
+	}
 }
 
 // reset forgets everything in memory: after a failure the batch is thrown
