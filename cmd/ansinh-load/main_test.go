@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -251,30 +252,64 @@ func TestLoadAgainstFakeServer(t *testing.T) {
 		{"payment-method", []string{"--scenario", "payment-method", "--ids", idsFile, "--requests", "200", "--concurrency", "4"}, "",
 			exitOK, []string{"requests: 200\n", "status 200: 200\n"}, 200},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			api := newFakeAPI(t)
-			api.missing = tt.missing
-			srv := httptest.NewServer(api)
-			defer srv.Close()
-			code, out, errOut := loadOnce(t, srv.URL, tt.args...)
-			if code != tt.code {
-				t.Errorf("exit %d, want %d; %s", code, tt.code, errOut)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("report lacks %q:\n%s", w, out)
+	for _, client := range []string{"direct", "stdlib"} {
+		for _, tt := range tests {
+			t.Run(client+"/"+tt.name, func(t *testing.T) {
+				api := newFakeAPI(t)
+				api.missing = tt.missing
+				srv := httptest.NewServer(api)
+				defer srv.Close()
+				code, out, errOut := loadOnce(t, srv.URL, append([]string{"--client", client}, tt.args...)...)
+				if code != tt.code {
+					t.Errorf("exit %d, want %d; %s", code, tt.code, errOut)
 				}
-			}
-			api.mu.Lock()
-			defer api.mu.Unlock()
-			if api.requests != tt.requests {
-				t.Errorf("the server saw %d requests, want %d", api.requests, tt.requests)
-			}
-			if len(api.bad) > 0 {
-				t.Errorf("bad requests: %v", api.bad[:min(5, len(api.bad))])
-			}
-		})
+				for _, w := range tt.want {
+					if !strings.Contains(out, w) {
+						t.Errorf("report lacks %q:\n%s", w, out)
+					}
+				}
+				api.mu.Lock()
+				defer api.mu.Unlock()
+				if api.requests != tt.requests {
+					t.Errorf("the server saw %d requests, want %d", api.requests, tt.requests)
+				}
+				if len(api.bad) > 0 {
+					t.Errorf("bad requests: %v", api.bad[:min(5, len(api.bad))])
+				}
+			})
+		}
+	}
+}
+
+// TestDirectClientKeepsAndRedialsConnections: one connection per worker
+// while the server keeps it, a new one after the server closes it, and
+// every answer read whole in between.
+func TestDirectClientKeepsAndRedialsConnections(t *testing.T) {
+	var served, closing atomic.Int64
+	conns := map[string]bool{}
+	var mu sync.Mutex
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		conns[r.RemoteAddr] = true
+		mu.Unlock()
+		if served.Add(1)%10 == 0 {
+			closing.Add(1)
+			w.Header().Set("Connection", "close")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(strings.Repeat("x", 20_000))) // chunked: no Content-Length
+	}))
+	srv.Start()
+	defer srv.Close()
+	code, out, errOut := loadOnce(t, srv.URL, "--client", "direct", "--scenario", "me", "--requests", "100", "--concurrency", "2", "--warmup", "0s")
+	if code != exitOK || !strings.Contains(out, "status 200: 100\n") {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Two workers' first connections, and one more after each close.
+	if want := 2 + int(closing.Load()); len(conns) > want || len(conns) < 2+int(closing.Load())-2 {
+		t.Errorf("%d connections for %d closes by the server, want about %d", len(conns), closing.Load(), want)
 	}
 }
 

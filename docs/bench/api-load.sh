@@ -18,7 +18,9 @@
 # run's writes do not land on the next run; 0 skips the wait), LOG_LEVEL (info: the server writes its access log, as in
 # production), KEEP (empty), PIN (empty; "1": the server runs on CPU 0 and
 # the load generator on CPU 1, with taskset, so that the figures are those
-# of one core serving and one core loading). The server and the load generator share the
+# of one core serving and one core loading), CLIENT (direct: ansinh-load's
+# own connection per worker; stdlib: net/http's Transport, which costs the
+# generator about 50 % more CPU per request). The server and the load generator share the
 # machine's CPUs; each report gives the server's CPU time per request
 # (from /proc), which depends less on what else runs than the rate does.
 set -euo pipefail
@@ -31,6 +33,7 @@ IDLE_MAX=${IDLE_MAX:-600}
 SCENARIOS=${SCENARIOS:-balance register payment-method}
 LOG_LEVEL=${LOG_LEVEL:-info}
 PIN=${PIN:-}
+CLIENT=${CLIENT:-direct}
 server_cpu=()
 load_cpu=()
 if [[ -n $PIN ]]; then
@@ -64,7 +67,7 @@ echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 echo "go: $(go version)"
 echo "commit: $(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet HEAD -- ':!docs' 2>/dev/null || echo ' (uncommitted changes)')"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "pinned: ${PIN:-no}"
+echo "pinned: ${PIN:-no}; load generator client: $CLIENT"
 
 say "build"
 (cd "$repo" && go build -o "$work/ansinh" ./cmd/ansinh && go build -o "$work/ansinh-load" ./cmd/ansinh-load)
@@ -134,7 +137,7 @@ status=0
 for sc in $SCENARIOS; do
 	for conc in $CONCURRENCY; do
 		say "scenario $sc, $conc connections"
-		args=(--url "$url" --scenario "$sc" --duration "$DURATION" --warmup "$WARMUP" --concurrency "$conc" --server-pid "$server_pid")
+		args=(--url "$url" --scenario "$sc" --duration "$DURATION" --warmup "$WARMUP" --concurrency "$conc" --server-pid "$server_pid" --client "$CLIENT")
 		case $sc in
 		balance | payment-method) args+=(--ids "$work/people.csv") ;;
 		register)
