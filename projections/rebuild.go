@@ -91,7 +91,7 @@ func (r *Runner) catchUpAlone(ctx context.Context, m *member) error {
 	f := r.startFeed(ctx, m.applied.Position, false)
 	c := committer{r: r}
 	// Whatever ends the catch-up, the commit in flight ends first.
-	defer func() { _ = c.wait() }()
+	defer c.close()
 	n := 0
 	for {
 		var it feedItem

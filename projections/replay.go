@@ -66,7 +66,7 @@ func (r *Runner) replay(ctx context.Context, ms []*member, until Until, stopOnFa
 	f := r.startFeed(ctx, eventstore.Start, false)
 	c := committer{r: r}
 	// Whatever ends the replay, the commit in flight ends first.
-	defer func() { _ = c.wait() }()
+	defer c.close()
 	n := 0
 	for {
 		var it feedItem

@@ -484,11 +484,11 @@ func (r *Runner) notifyLocked() {
 // Each member encodes its values into a batch of its own, in parallel; the
 // batches are then joined, so the commit stays one atomic write.
 func (r *Runner) commit(ms []*member) error {
-	p, err := r.prepareCommit(ms)
+	p, err := r.prepareCommit(ms, nil)
 	if p == nil {
 		return err
 	}
-	defer p.close()
+	defer p.close(nil)
 	if err != nil {
 		return err
 	}
@@ -513,9 +513,10 @@ type pendingCommit struct {
 }
 
 // prepareCommit encodes every member's changes and new checkpoint into a
-// batch of its own, in parallel. It returns nil when no member moved. On an
-// error the returned commit (if any) must still be closed.
-func (r *Runner) prepareCommit(ms []*member) (*pendingCommit, error) {
+// batch of its own, in parallel, taking the batches from spares if it holds
+// any. It returns nil when no member moved. On an error the returned
+// commit (if any) must still be closed.
+func (r *Runner) prepareCommit(ms []*member, spares *[]*pebble.Batch) (*pendingCommit, error) {
 	p := &pendingCommit{}
 	for _, m := range ms {
 		if m.failure == nil && m.applied != m.committed {
@@ -527,11 +528,18 @@ func (r *Runner) prepareCommit(ms []*member) (*pendingCommit, error) {
 		return nil, nil
 	}
 	p.batches = make([]*pebble.Batch, len(p.moved))
+	for i, m := range p.moved {
+		if spares != nil && len(*spares) > 0 {
+			p.batches[i] = (*spares)[len(*spares)-1]
+			*spares = (*spares)[:len(*spares)-1]
+		} else {
+			p.batches[i] = r.db.pdb.NewBatchWithSize(m.batchBytes, pebble.WithMaxRetainedSizeBytes(spareBatchBytesMax))
+		}
+	}
 	errs := make([]error, len(p.moved))
 	encode := func(i int) {
 		m := p.moved[i]
-		b := r.db.pdb.NewBatchWithSize(m.batchBytes)
-		p.batches[i] = b
+		b := p.batches[i]
 		if _, err := m.tx.writeTo(b, nil); err != nil {
 			errs[i] = fmt.Errorf("projections: commit %s: %w", m.name, err)
 			return
@@ -582,9 +590,19 @@ func (p *pendingCommit) write(db *DB) error {
 	return nil
 }
 
-func (p *pendingCommit) close() {
+// close releases the commit's batches. With spares, the members' batches
+// of a commit that joined them into another (so were never committed
+// themselves) are kept there for the next commit: a rebuild's batches are
+// tens of megabytes, and allocating them anew at every commit was a
+// quarter of the bytes a rebuild allocated.
+func (p *pendingCommit) close(spares *[]*pebble.Batch) {
 	for _, x := range p.batches {
-		if x != nil {
+		switch {
+		case x == nil:
+		case spares != nil && p.merged != nil:
+			x.Reset()
+			*spares = append(*spares, x)
+		default:
 			_ = x.Close()
 		}
 	}
@@ -592,6 +610,9 @@ func (p *pendingCommit) close() {
 		_ = p.merged.Close()
 	}
 }
+
+// spareBatchBytesMax bounds the buffer a kept batch holds on to.
+const spareBatchBytesMax = 256 << 20
 
 // finishCommit publishes the checkpoints of a commit that is on disk.
 func (r *Runner) finishCommit(p *pendingCommit) {
@@ -617,6 +638,7 @@ func (r *Runner) finishCommit(p *pendingCommit) {
 type committer struct {
 	r        *Runner
 	inflight *pendingCommit
+	spares   []*pebble.Batch // see pendingCommit.close
 }
 
 // commit waits for the commit in flight, then encodes the members'
@@ -629,12 +651,12 @@ func (c *committer) commit(ms []*member, last bool) error {
 	for _, m := range ms {
 		m.tx.evictClean(r.opts.CacheKeys)
 	}
-	p, err := r.prepareCommit(ms)
+	p, err := r.prepareCommit(ms, &c.spares)
 	if p == nil {
 		return err
 	}
 	if err != nil {
-		p.close()
+		p.close(&c.spares)
 		return err
 	}
 	for i, m := range p.moved {
@@ -656,6 +678,15 @@ func (c *committer) commit(ms []*member, last bool) error {
 	return nil
 }
 
+// close waits for the commit in flight and releases the spare batches.
+func (c *committer) close() {
+	_ = c.wait()
+	for _, b := range c.spares {
+		_ = b.Close()
+	}
+	c.spares = nil
+}
+
 // wait waits for the commit in flight, if any, and publishes it; if it
 // failed, every member goes back to its last commit on disk.
 func (c *committer) wait() error {
@@ -668,7 +699,7 @@ func (c *committer) wait() error {
 		c.r.writeGate <- struct{}{}
 	}
 	err := <-p.done
-	p.close()
+	p.close(&c.spares)
 	for _, m := range p.moved {
 		m.hasInflight = false
 	}
