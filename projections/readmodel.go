@@ -59,7 +59,14 @@ func MaskAccount(number string) string {
 	if len(number) <= keep {
 		keep = len(number) / 2
 	}
-	return strings.Repeat("*", len(number)-keep) + number[len(number)-keep:]
+	// One allocation (every payment issued masks its account).
+	var b strings.Builder
+	b.Grow(len(number))
+	for range len(number) - keep {
+		b.WriteByte('*')
+	}
+	b.WriteString(number[len(number)-keep:])
+	return b.String()
 }
 
 func zeroIfUnset(m domain.Money) domain.Money {
