@@ -67,6 +67,18 @@ func (r *Runner) replay(ctx context.Context, ms []*member, until Until, stopOnFa
 	c := committer{r: r}
 	// Whatever ends the replay, the commit in flight ends first.
 	defer c.close()
+	w := r.startWorkers(ms)
+	// Deferred after c.close, so run before it: the workers are done with
+	// the members before anything else touches them.
+	defer w.stop()
+	failed := func() error {
+		for _, m := range ms {
+			if m.failure != nil && stopOnFailure {
+				return m.failure
+			}
+		}
+		return nil
+	}
 	n := 0
 	for {
 		var it feedItem
@@ -85,13 +97,19 @@ func (r *Runner) replay(ctx context.Context, ms []*member, until Until, stopOnFa
 				break
 			}
 		}
-		n += r.applyAll(ms, events)
-		for _, m := range ms {
-			if m.failure != nil && stopOnFailure {
-				return m.failure
-			}
+		if len(events) > 0 {
+			w.send(events)
+			n += len(events)
 		}
-		if done || n >= r.opts.BatchEvents || txKeys(ms) >= r.opts.BatchKeys {
+		if stopOnFailure && w.failed.Load() {
+			w.sync()
+			return failed()
+		}
+		if done || n >= r.opts.BatchEvents || w.keys() >= r.opts.BatchKeys {
+			w.sync()
+			if err := failed(); err != nil {
+				return err
+			}
 			if err := c.commit(ms, done); err != nil {
 				return err
 			}
