@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"testing"
 )
@@ -104,5 +105,58 @@ func TestReplayFailureWhileACommitIsInFlight(t *testing.T) {
 	}
 	if got, want := readTally(t, v, "good"), wantTally(head.Commit); got != want {
 		t.Errorf("good: tally %+v, want %+v", got, want)
+	}
+}
+
+// TestReplayStopsAtTheFirstFailure: with several read models applying on
+// goroutines of their own, Replay still returns the failure of the one
+// that stopped, naming its event, and nothing past that event is stored
+// for it.
+func TestReplayStopsAtTheFirstFailure(t *testing.T) {
+	store := openStore(t)
+	appendEvents(t, store, threeStreams, 0, 900, 5)
+	failing := allEvents(t, store)[700] // data {"n":700}
+	bad := newCounter("bad")
+	bad.failAt = 700
+	opts := testOptions()
+	opts.PageEvents, opts.BatchEvents = 10, 37
+	_, err := Replay(context.Background(), store, openMemDB(t), []Projection{newCounter("a"), bad, newCounter("b")}, opts, Until{})
+	var f *Failure
+	if !errors.As(err, &f) || f.Projection != "bad" || f.Position != failing.Position {
+		t.Fatalf("Replay: %v, want the failure of bad at %s", err, failing.Position)
+	}
+}
+
+// TestReplayOfSeveralReadModelsMatchesTheRunLoop: read models that apply
+// each on its own goroutine, meeting at commits, store what the Run loop
+// stores.
+func TestReplayOfSeveralReadModelsMatchesTheRunLoop(t *testing.T) {
+	store := openStore(t)
+	head := appendEvents(t, store, threeStreams, 0, 900, 5)
+	names := []string{"a", "b", "c"}
+	projs := func() []Projection { return []Projection{newCounter("a"), newCounter("b"), newCounter("c")} }
+	ref, err := NewRunner(openMemDB(t), store, projs(), testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runRunner(t, ref)
+	waitFor(t, ref, head)
+	stop()
+	opts := testOptions()
+	opts.PageEvents, opts.BatchEvents, opts.CacheKeys = 7, 50, 3
+	r, err := Replay(context.Background(), store, openMemDB(t), projs(), opts, Until{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv, v := ref.View(), r.View()
+	defer rv.Close()
+	defer v.Close()
+	for _, name := range names {
+		if pos, _ := v.Position(name); pos != head {
+			t.Errorf("%s replayed to %s, want %s", name, pos, head)
+		}
+		if got, want := dump(t, v, name), dump(t, rv, name); !maps.Equal(got, want) {
+			t.Errorf("%s: state differs from the Run loop's (%d keys, want %d)", name, len(got), len(want))
+		}
 	}
 }
