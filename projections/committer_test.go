@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"maps"
@@ -158,5 +159,61 @@ func TestReplayOfSeveralReadModelsMatchesTheRunLoop(t *testing.T) {
 		if got, want := dump(t, v, name), dump(t, rv, name); !maps.Equal(got, want) {
 			t.Errorf("%s: state differs from the Run loop's (%d keys, want %d)", name, len(got), len(want))
 		}
+	}
+}
+
+// TestCommitBatchIsInKeyOrder: the one batch of a commit holds its keys in
+// order (checkpoints, then each read model's state), whatever the order of
+// the read models, so that Pebble need not sort it.
+func TestCommitBatchIsInKeyOrder(t *testing.T) {
+	store := openStore(t)
+	appendEvents(t, store, threeStreams, 0, 300, 5)
+	for _, names := range [][]string{{"c", "a", "b"}, {"a"}} {
+		var projs []Projection
+		for _, n := range names {
+			projs = append(projs, newCounter(n))
+		}
+		r, err := NewRunner(openMemDB(t), store, projs, testOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var evs []Event
+		for _, rec := range allEvents(t, store) {
+			evs = append(evs, *NewEvent(rec, decodeCounted))
+		}
+		ms := r.liveMembers()
+		r.applyAll(ms, evs)
+		p, err := r.prepareCommit(ms, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.write(r.db); err != nil {
+			t.Fatal(err)
+		}
+		b := p.batches[0]
+		if p.merged != nil {
+			b = p.merged
+		}
+		rd := b.Reader()
+		var prev []byte
+		n := 0
+		for {
+			_, k, _, ok, err := rd.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			if n > 0 && bytes.Compare(prev, k) >= 0 {
+				t.Fatalf("%v: key %q after %q", names, k, prev)
+			}
+			prev = append(prev[:0], k...)
+			n++
+		}
+		if want := len(names) * (1 + 1 + 300 + len(threeStreams)); n != want { // checkpoint, tally, seen/..., stream/...
+			t.Errorf("%v: %d keys in the batch, want %d", names, n, want)
+		}
+		p.close(nil)
 	}
 }

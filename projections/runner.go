@@ -1,11 +1,13 @@
 package projections
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -540,12 +542,18 @@ func (r *Runner) prepareCommit(ms []*member, spares *[]*pebble.Batch) (*pendingC
 	encode := func(i int) {
 		m := p.moved[i]
 		b := p.batches[i]
+		// A lone batch is committed as it is: its checkpoint (c/...) goes
+		// first so that the batch is in key order (see write). Joined
+		// batches get their checkpoints from write.
+		if len(p.moved) == 1 {
+			if err := b.Set(m.ckptKey, p.ckpts[i].encode(), nil); err != nil {
+				errs[i] = fmt.Errorf("projections: commit %s: %w", m.name, err)
+				return
+			}
+		}
 		if _, err := m.tx.writeTo(b, nil); err != nil {
 			errs[i] = fmt.Errorf("projections: commit %s: %w", m.name, err)
 			return
-		}
-		if err := b.Set(m.ckptKey, p.ckpts[i].encode(), nil); err != nil {
-			errs[i] = fmt.Errorf("projections: commit %s: %w", m.name, err)
 		}
 		m.batchBytes = b.Len()
 	}
@@ -563,6 +571,13 @@ func (r *Runner) prepareCommit(ms []*member, spares *[]*pebble.Batch) (*pendingC
 
 // write joins the batches and commits them. It touches no member, so it
 // may run while the members apply the next events.
+//
+// The joined batch is in key order: the checkpoints (c/<name>/...) first,
+// in key order, then each member's state (s/<name>/<gen>/..., sorted by
+// Tx.writeTo) in the order of the members' prefixes, which do not overlap.
+// Pebble inserts sorted keys into its memtable faster, and a batch large
+// enough to be flushed on its own is sorted again by Pebble, which costs
+// little when it already is.
 func (p *pendingCommit) write(db *DB) error {
 	b := p.batches[0]
 	if len(p.batches) > 1 {
@@ -572,10 +587,22 @@ func (p *pendingCommit) write(db *DB) error {
 		for _, x := range p.batches {
 			size += x.Len()
 		}
+		order := make([]int, len(p.moved))
+		for i := range order {
+			order[i] = i
+			size += len(p.moved[i].ckptKey) + checkpointBytes + 16
+		}
 		p.merged = db.pdb.NewBatchWithSize(size)
 		b = p.merged
-		for _, x := range p.batches {
-			if err := b.Apply(x, nil); err != nil {
+		slices.SortFunc(order, func(i, j int) int { return bytes.Compare(p.moved[i].ckptKey, p.moved[j].ckptKey) })
+		for _, i := range order {
+			if err := b.Set(p.moved[i].ckptKey, p.ckpts[i].encode(), nil); err != nil {
+				return fmt.Errorf("projections: commit: %w", err)
+			}
+		}
+		slices.SortFunc(order, func(i, j int) int { return bytes.Compare(p.moved[i].prefix, p.moved[j].prefix) })
+		for _, i := range order {
+			if err := b.Apply(p.batches[i], nil); err != nil {
 				return fmt.Errorf("projections: commit: %w", err)
 			}
 		}
