@@ -2,6 +2,7 @@ package projections
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -161,53 +162,44 @@ func balance(it *pebble.Iterator, reg, bal *Reader, cid string, through domain.P
 }
 
 // balanceRecords reads what the balances read model keeps of one person
-// with it, seeking from key range to key range in key order (acc/ < o/ <
-// rv/ < t/).
+// with it: the keys under p/<citizen ID>/, one seek and then in key order
+// the accounts (a), the obligations (o/, by program and period), the
+// recoveries (r/) and the top-ups (t/).
 func balanceRecords(it *pebble.Iterator, bal *Reader, cid string) (obs []*obligationBalance, topUps []TopUp, recoveries []Recovery, acc accounts, err error) {
-	key := make([]byte, 0, len(bal.prefix)+len(cid)+8)
-	// each visits the values under prefix + name + cid + tail.
-	each := func(name, tail string, f func(v []byte) error) error {
-		key = append(append(append(append(key[:0], bal.prefix...), name...), cid...), tail...)
-		for valid := it.SeekGE(key); valid; valid = it.Next() {
-			k := it.Key()
-			if !bytes.HasPrefix(k, key) || tail == "" && len(k) != len(key) {
-				return nil
-			}
-			v, err := it.ValueAndErr()
-			if err != nil {
-				return fmt.Errorf("projections: read %q: %w", k, err)
-			}
-			if err := f(v); err != nil {
-				return fmt.Errorf("projections: decode %q: %w", k, err)
-			}
-			if tail == "" {
-				return nil
-			}
-		}
-		return it.Error()
-	}
+	prefix := make([]byte, 0, len(bal.prefix)+len(cid)+3)
+	prefix = append(append(append(append(prefix, bal.prefix...), "p/"...), cid...), '/')
 	acc = accounts{}
-	if err := each("acc/", "", func(v []byte) error { return acc.UnmarshalBinary(v) }); err != nil {
-		return nil, nil, nil, nil, err
+	for valid := it.SeekGE(prefix); valid; valid = it.Next() {
+		k := it.Key()
+		if !bytes.HasPrefix(k, prefix) {
+			break
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, nil, nil, nil, fmt.Errorf("projections: read %q: %w", k, err)
+		}
+		switch kind := k[len(prefix):]; {
+		case string(kind) == "a":
+			err = acc.UnmarshalBinary(v)
+		case bytes.HasPrefix(kind, []byte("o/")):
+			o := new(obligationBalance)
+			obs = append(obs, o)
+			err = o.UnmarshalBinary(v)
+		case bytes.HasPrefix(kind, []byte("r/")):
+			recoveries = append(recoveries, Recovery{})
+			err = recoveries[len(recoveries)-1].UnmarshalBinary(v)
+		case bytes.HasPrefix(kind, []byte("t/")):
+			topUps = append(topUps, TopUp{})
+			err = topUps[len(topUps)-1].UnmarshalBinary(v)
+		default:
+			err = errors.New("not a key of the balances read model")
+		}
+		if err != nil {
+			return nil, nil, nil, nil, fmt.Errorf("projections: decode %q: %w", k, err)
+		}
 	}
-	if err := each("o/", "/", func(v []byte) error {
-		o := new(obligationBalance)
-		obs = append(obs, o)
-		return o.UnmarshalBinary(v)
-	}); err != nil {
-		return nil, nil, nil, nil, err
-	}
-	if err := each("rv/", "/", func(v []byte) error {
-		recoveries = append(recoveries, Recovery{})
-		return recoveries[len(recoveries)-1].UnmarshalBinary(v)
-	}); err != nil {
-		return nil, nil, nil, nil, err
-	}
-	if err := each("t/", "/", func(v []byte) error {
-		topUps = append(topUps, TopUp{})
-		return topUps[len(topUps)-1].UnmarshalBinary(v)
-	}); err != nil {
-		return nil, nil, nil, nil, err
+	if err := it.Error(); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("projections: balance of %s: %w", cid, err)
 	}
 	return obs, topUps, recoveries, acc, nil
 }
