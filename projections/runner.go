@@ -511,16 +511,14 @@ type pendingCommit struct {
 	ckpts   []checkpoint    // each moved member's checkpoint in this commit
 	batches []*pebble.Batch // one per moved member
 	merged  *pebble.Batch   // all of them joined, when there are several
-	// mergeInto, if set, is the (empty) batch to join them in.
-	mergeInto *pebble.Batch
 	done    chan error      // the result of write, when it runs on its own goroutine
 }
 
 // prepareCommit encodes every member's changes and new checkpoint into a
-// batch of its own, in parallel, taking the batches from pool if it holds
+// batch of its own, in parallel, taking the batches from spares if it holds
 // any. It returns nil when no member moved. On an error the returned
 // commit (if any) must still be closed.
-func (r *Runner) prepareCommit(ms []*member, pool *batchPool) (*pendingCommit, error) {
+func (r *Runner) prepareCommit(ms []*member, spares *[]*pebble.Batch) (*pendingCommit, error) {
 	p := &pendingCommit{}
 	for _, m := range ms {
 		if m.failure == nil && m.applied != m.committed {
@@ -533,9 +531,9 @@ func (r *Runner) prepareCommit(ms []*member, pool *batchPool) (*pendingCommit, e
 	}
 	p.batches = make([]*pebble.Batch, len(p.moved))
 	for i, m := range p.moved {
-		if pool != nil && len(pool.members) > 0 {
-			p.batches[i] = pool.members[len(pool.members)-1]
-			pool.members = pool.members[:len(pool.members)-1]
+		if spares != nil && len(*spares) > 0 {
+			p.batches[i] = (*spares)[len(*spares)-1]
+			*spares = (*spares)[:len(*spares)-1]
 		} else {
 			p.batches[i] = r.db.pdb.NewBatchWithSize(m.batchBytes, pebble.WithMaxRetainedSizeBytes(spareBatchBytesMax))
 		}
@@ -594,9 +592,7 @@ func (p *pendingCommit) write(db *DB) error {
 			order[i] = i
 			size += len(p.moved[i].ckptKey) + checkpointBytes + 16
 		}
-		if p.merged = p.mergeInto; p.merged == nil {
-			p.merged = db.pdb.NewBatchWithSize(size, pebble.WithMaxRetainedSizeBytes(spareBatchBytesMax))
-		}
+		p.merged = db.pdb.NewBatchWithSize(size)
 		b = p.merged
 		slices.SortFunc(order, func(i, j int) int { return bytes.Compare(p.moved[i].ckptKey, p.moved[j].ckptKey) })
 		for _, i := range order {
@@ -621,50 +617,25 @@ func (p *pendingCommit) write(db *DB) error {
 	return nil
 }
 
-// close releases the commit's batches. With a pool, they are kept there,
-// emptied, for the next commit: a rebuild's batches are tens of
-// megabytes, and allocating them anew at every commit was a quarter of the
-// bytes a rebuild allocated. (A batch that Pebble took over as a memtable
-// of its own, being large, has had its buffer taken away: it is kept
-// without it.)
-func (p *pendingCommit) close(pool *batchPool) {
-	if p.merged == nil && p.mergeInto != nil {
-		p.merged = p.mergeInto // not used: a lone batch
-	}
+// close releases the commit's batches. With spares, the members' batches
+// of a commit that joined them into another (so were never committed
+// themselves) are kept there for the next commit: a rebuild's batches are
+// tens of megabytes, and allocating them anew at every commit was a
+// quarter of the bytes a rebuild allocated.
+func (p *pendingCommit) close(spares *[]*pebble.Batch) {
 	for _, x := range p.batches {
 		switch {
 		case x == nil:
-		case pool != nil:
+		case spares != nil && p.merged != nil:
 			x.Reset()
-			pool.members = append(pool.members, x)
+			*spares = append(*spares, x)
 		default:
 			_ = x.Close()
 		}
 	}
-	switch {
-	case p.merged == nil:
-	case pool != nil && pool.merged == nil:
-		p.merged.Reset()
-		pool.merged = p.merged
-	default:
+	if p.merged != nil {
 		_ = p.merged.Close()
 	}
-}
-
-// batchPool keeps the batches of a committer's commits for the next ones.
-type batchPool struct {
-	members []*pebble.Batch
-	merged  *pebble.Batch
-}
-
-func (bp *batchPool) close() {
-	for _, b := range bp.members {
-		_ = b.Close()
-	}
-	if bp.merged != nil {
-		_ = bp.merged.Close()
-	}
-	*bp = batchPool{}
 }
 
 // spareBatchBytesMax bounds the buffer a kept batch holds on to.
@@ -694,7 +665,7 @@ func (r *Runner) finishCommit(p *pendingCommit) {
 type committer struct {
 	r        *Runner
 	inflight *pendingCommit
-	pool     batchPool // see pendingCommit.close
+	spares   []*pebble.Batch // see pendingCommit.close
 }
 
 // commit waits for the commit in flight, then encodes the members'
@@ -707,19 +678,18 @@ func (c *committer) commit(ms []*member, last bool) error {
 	for _, m := range ms {
 		m.tx.evictClean(r.opts.CacheKeys)
 	}
-	p, err := r.prepareCommit(ms, &c.pool)
+	p, err := r.prepareCommit(ms, &c.spares)
 	if p == nil {
 		return err
 	}
 	if err != nil {
-		p.close(&c.pool)
+		p.close(&c.spares)
 		return err
 	}
 	for i, m := range p.moved {
 		m.tx.markClean()
 		m.inflight, m.hasInflight = p.ckpts[i], true
 	}
-	p.mergeInto, c.pool.merged = c.pool.merged, nil
 	p.done = make(chan error, 1)
 	c.inflight = p
 	gate := r.writeGate
@@ -738,7 +708,10 @@ func (c *committer) commit(ms []*member, last bool) error {
 // close waits for the commit in flight and releases the spare batches.
 func (c *committer) close() {
 	_ = c.wait()
-	c.pool.close()
+	for _, b := range c.spares {
+		_ = b.Close()
+	}
+	c.spares = nil
 }
 
 // wait waits for the commit in flight, if any, and publishes it; if it
@@ -753,7 +726,7 @@ func (c *committer) wait() error {
 		c.r.writeGate <- struct{}{}
 	}
 	err := <-p.done
-	p.close(&c.pool)
+	p.close(&c.spares)
 	for _, m := range p.moved {
 		m.hasInflight = false
 	}
