@@ -7,6 +7,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/ansinh/ansinh/domain"
+	"github.com/ansinh/ansinh/domain/disbursement"
 )
 
 // moneyBefore is binWriter.money as it was before its allocation-free
@@ -48,5 +49,33 @@ func TestBinWriterMoneyAsBefore(t *testing.T) {
 			(got.err != nil && got.err.Error() != want.err.Error()) {
 			t.Errorf("%s (exponent %d): wrote %x, %v; before %x, %v", m, m.Amount.Exponent(), got.b, got.err, want.b, want.err)
 		}
+	}
+}
+
+// TestPaymentStateStoredAsPaymentRow: the payouts' row while applying is
+// stored byte for byte as the PaymentRow the queries read, and reads its
+// amounts back in dong.
+func TestPaymentStateStoredAsPaymentRow(t *testing.T) {
+	row := PaymentRow{RunID: "R1", PaymentID: "P1", Gross: domain.VNDAmount(540_000), Net: domain.VNDAmount(360_000),
+		Offsets: []disbursement.Offset{{Correction: "C1", Amount: domain.VNDAmount(180_000)}}, Status: disbursement.StatusSettled}
+	want, err := row.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := paymentState{PaymentRow: row}
+	got, err := st.AppendBinary(nil)
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("paymentState wrote %x, PaymentRow %x (%v)", got, want, err)
+	}
+	var back paymentState
+	if err := back.UnmarshalBinary(want); err != nil {
+		t.Fatal(err)
+	}
+	if back.gross != 540_000 || back.net != 360_000 || back.RunID != "R1" {
+		t.Errorf("read back %+v", back)
+	}
+	half := paymentState{PaymentRow: PaymentRow{Gross: domain.Money{Amount: decimal.RequireFromString("0.5"), Currency: domain.VND}, Net: domain.VNDAmount(0)}}
+	if err := half.setAmounts(); err == nil {
+		t.Error("half a dong accepted")
 	}
 }

@@ -244,13 +244,42 @@ func run(f func(*runState)) func(*runState) error {
 	return func(r *runState) error { f(r); return nil }
 }
 
+// paymentState is a PaymentRow while Apply updates it, with its amounts
+// also in dong: every event of the attempt moves them from one status
+// total of its run to another, and converting the row's domain.Money at
+// each event (a big.Int behind a pointer) was a few percent of a rebuild.
+// It is stored exactly as the PaymentRow the queries read.
+type paymentState struct {
+	PaymentRow
+	gross, net dong
+}
+
+func (s *paymentState) AppendBinary(b []byte) ([]byte, error) { return s.PaymentRow.AppendBinary(b) }
+
+func (s *paymentState) UnmarshalBinary(b []byte) error {
+	if err := s.PaymentRow.UnmarshalBinary(b); err != nil {
+		return err
+	}
+	return s.setAmounts()
+}
+
+func (s *paymentState) setAmounts() error {
+	gross, err1 := dongOf(s.Gross)
+	net, err2 := dongOf(s.Net)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("payouts: %s attempt %d: %w", s.Obligation.Stream(), s.Attempt, err)
+	}
+	s.gross, s.net = gross, net
+	return nil
+}
+
 func applyAttempt(tx *Tx, ev *Event, ch attemptChange) error {
 	var kb [keyBytes]byte
 	key := appendAttemptKey(kb[:0], ch.stream, ch.ref.Attempt)
-	var row *PaymentRow
+	var row *paymentState
 	var before disbursement.Status
 	if e := ch.issued; e != nil {
-		row = &PaymentRow{
+		row = &paymentState{PaymentRow: PaymentRow{
 			Obligation: e.Obligation, Attempt: e.Attempt, RunID: e.RunID, PaymentID: e.PaymentID,
 			Payee: PaymentPayee{
 				CitizenID: e.Payee.CitizenID, Name: e.Payee.Name, Proxy: e.Payee.Proxy, Method: e.Payee.Method,
@@ -258,13 +287,16 @@ func applyAttempt(tx *Tx, ev *Event, ch attemptChange) error {
 				District: e.Payee.District, Ward: e.Payee.Ward,
 			},
 			Gross: e.Gross, Net: e.Net, Offsets: e.Offsets, IssuedAt: ev.RecordedAt, Trace: e.Trace,
+		}}
+		if err := row.setAmounts(); err != nil {
+			return err
 		}
 		var lb [keyBytes]byte
 		tx.Set(appendRunLineKey(lb[:0], ch), nil)
 	} else {
 		var found bool
 		var err error
-		if row, found, err = Load[PaymentRow](tx, key); err != nil || !found {
+		if row, found, err = Load[paymentState](tx, key); err != nil || !found {
 			return err
 		}
 		before = row.Status
@@ -280,11 +312,7 @@ func applyAttempt(tx *Tx, ev *Event, ch attemptChange) error {
 		row.AnsweredAt = ch.at
 	}
 	tx.Put(key, row)
-	gross, err1 := dongOf(row.Gross)
-	net, err2 := dongOf(row.Net)
-	if err := errors.Join(err1, err2); err != nil {
-		return fmt.Errorf("payouts: %s attempt %d: %w", ch.stream, ch.ref.Attempt, err)
-	}
+	gross, net := row.gross, row.net
 	return updateRun(tx, row.RunID, func(r *runState) error {
 		var err1 error
 		if before != "" {
