@@ -777,14 +777,7 @@ func (r *Runner) View() *View {
 	defer r.mu.Unlock()
 	v := &View{snap: r.db.pdb.NewSnapshot(), readers: make(map[string]*Reader, len(r.slots))}
 	for _, s := range r.slots {
-		// The position is the committed checkpoint as published under
-		// r.mu, which happens after the commit is in Pebble: the snapshot
-		// holds at least that state, so the position never claims more
-		// than the view shows (it may show a commit more, for the instant
-		// between the commit and its publication). Reading it here saves
-		// each query a Get of the checkpoint per projection.
-		v.readers[s.name] = &Reader{r: v.snap, prefix: s.active.prefix, ckptKey: s.active.ckptKey,
-			pos: s.active.committed.Position, posKnown: true}
+		v.readers[s.name] = &Reader{r: v.snap, prefix: s.active.prefix, ckptKey: s.active.ckptKey}
 	}
 	return v
 }
@@ -808,9 +801,6 @@ func (v *View) Close() error { return v.snap.Close() }
 
 // Position of the reader's projection as of its view.
 func (rd *Reader) Position() (eventstore.Position, error) {
-	if rd.posKnown {
-		return rd.pos, nil
-	}
 	v, closer, err := rd.r.Get(rd.ckptKey)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return eventstore.Start, nil
