@@ -531,10 +531,13 @@ func (r *Runner) prepareCommit(ms []*member, spares *[]*pebble.Batch) (*pendingC
 	}
 	p.batches = make([]*pebble.Batch, len(p.moved))
 	for i, m := range p.moved {
-		if spares != nil && len(*spares) > 0 {
+		switch {
+		case spares == nil:
+			p.batches[i] = r.db.pdb.NewBatchWithSize(m.batchBytes)
+		case len(*spares) > 0:
 			p.batches[i] = (*spares)[len(*spares)-1]
 			*spares = (*spares)[:len(*spares)-1]
-		} else {
+		default:
 			p.batches[i] = r.db.pdb.NewBatchWithSize(m.batchBytes, pebble.WithMaxRetainedSizeBytes(spareBatchBytesMax))
 		}
 	}
@@ -622,15 +625,20 @@ func (p *pendingCommit) write(db *DB) error {
 // themselves) are kept there for the next commit: a rebuild's batches are
 // tens of megabytes, and allocating them anew at every commit was a
 // quarter of the bytes a rebuild allocated.
+//
+// A batch made to be kept (it holds on to up to spareBatchBytesMax) is
+// never closed, only dropped: Close would put it, buffer and all, in
+// Pebble's pool of batches, where any later NewBatch could get it and keep
+// its large buffer alive in turn.
 func (p *pendingCommit) close(spares *[]*pebble.Batch) {
 	for _, x := range p.batches {
 		switch {
 		case x == nil:
-		case spares != nil && p.merged != nil:
+		case spares == nil:
+			_ = x.Close()
+		case p.merged != nil:
 			x.Reset()
 			*spares = append(*spares, x)
-		default:
-			_ = x.Close()
 		}
 	}
 	if p.merged != nil {
@@ -705,12 +713,10 @@ func (c *committer) commit(ms []*member, last bool) error {
 	return nil
 }
 
-// close waits for the commit in flight and releases the spare batches.
+// close waits for the commit in flight and drops the spare batches (not
+// closed: see pendingCommit.close).
 func (c *committer) close() {
 	_ = c.wait()
-	for _, b := range c.spares {
-		_ = b.Close()
-	}
 	c.spares = nil
 }
 
