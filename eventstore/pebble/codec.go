@@ -141,6 +141,9 @@ const (
 	// keeps one event keeps its chunk alive, so chunks stay small; payloads
 	// above a quarter of it get their own allocation.
 	decodeChunkBytes = 64 << 10
+	// firstDecodeChunkBytes is a read's first chunk; each next one is
+	// twice the last, up to decodeChunkBytes.
+	firstDecodeChunkBytes = 4 << 10
 	// internMax bounds the intern table of one read.
 	internMax = 1024
 )
@@ -150,7 +153,15 @@ func (d *decoder) bytes(n int) []byte {
 		return make([]byte, n)
 	}
 	if len(d.chunk)+n > cap(d.chunk) {
-		d.chunk = make([]byte, 0, decodeChunkBytes)
+		// Chunks grow from 4 KiB: most reads are a stream of a few events,
+		// and a 64 KiB chunk (allocated and cleared) for those was a tenth
+		// of a registry command's CPU; a scan of the log reaches the full
+		// size after four chunks.
+		size := min(max(2*cap(d.chunk), firstDecodeChunkBytes), decodeChunkBytes)
+		for size < n {
+			size *= 2
+		}
+		d.chunk = make([]byte, 0, size)
 	}
 	start := len(d.chunk)
 	d.chunk = d.chunk[:start+n]

@@ -3,6 +3,7 @@ package pebble
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +105,36 @@ func TestDecoderChunksDoNotOverlap(t *testing.T) {
 				t.Fatalf("append to event %d's metadata overwrote event %d", i, i+1)
 			}
 		}
+	}
+}
+
+// TestDecoderChunksGrow: a short read takes a small chunk, a long one
+// reaches the full size, and every payload is whole and where it belongs.
+func TestDecoderChunksGrow(t *testing.T) {
+	var d decoder
+	first := d.bytes(100)
+	if cap(d.chunk) != firstDecodeChunkBytes || len(first) != 100 {
+		t.Fatalf("first chunk %d bytes, payload %d", cap(d.chunk), len(first))
+	}
+	var sizes []int
+	for range 2000 {
+		p := d.bytes(700)
+		if len(p) != 700 || cap(p) != 700 {
+			t.Fatalf("payload of len %d cap %d, want 700", len(p), cap(p))
+		}
+		if n := cap(d.chunk); len(sizes) == 0 || sizes[len(sizes)-1] != n {
+			sizes = append(sizes, n)
+		}
+	}
+	want := []int{4 << 10, 8 << 10, 16 << 10, 32 << 10, 64 << 10}
+	if !slices.Equal(sizes, want) {
+		t.Fatalf("chunk sizes %v, want %v", sizes, want)
+	}
+	if big := d.bytes(decodeChunkBytes/4 + 1); cap(d.chunk) != decodeChunkBytes || len(big) != decodeChunkBytes/4+1 {
+		t.Fatalf("a large payload went into the chunk")
+	}
+	var fresh decoder
+	if p := fresh.bytes(10_000); len(p) != 10_000 || cap(fresh.chunk) != 16<<10 {
+		t.Fatalf("a first payload of 10,000 bytes: chunk %d", cap(fresh.chunk))
 	}
 }
