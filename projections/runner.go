@@ -114,6 +114,11 @@ type Runner struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed (and replaced) whenever a checkpoint moves or a projection fails
 	atHead  bool          // the Run loop has caught up once and follows live
+	// writing counts commits whose Pebble write has started and whose
+	// checkpoints are not yet published (or rolled back). While it is
+	// zero, the published checkpoints are exactly those in Pebble, and a
+	// View takes its positions from them instead of a Get per projection.
+	writing int
 
 	// writeGate, set by tests only, holds a committer's write back until
 	// the committer waits for it: the next batch is then applied entirely
@@ -494,7 +499,9 @@ func (r *Runner) commit(ms []*member) error {
 	if err != nil {
 		return err
 	}
+	r.startWrite()
 	if err := p.write(r.db); err != nil {
+		r.endWrite()
 		return err
 	}
 	for _, m := range p.moved {
@@ -502,6 +509,20 @@ func (r *Runner) commit(ms []*member) error {
 	}
 	r.finishCommit(p)
 	return nil
+}
+
+// startWrite and endWrite bracket a commit's Pebble write that will not be
+// published (finishCommit ends the others).
+func (r *Runner) startWrite() {
+	r.mu.Lock()
+	r.writing++
+	r.mu.Unlock()
+}
+
+func (r *Runner) endWrite() {
+	r.mu.Lock()
+	r.writing--
+	r.mu.Unlock()
 }
 
 // pendingCommit is one commit between the encoding of the members' changes
@@ -652,6 +673,7 @@ const spareBatchBytesMax = 256 << 20
 // finishCommit publishes the checkpoints of a commit that is on disk.
 func (r *Runner) finishCommit(p *pendingCommit) {
 	r.mu.Lock()
+	r.writing--
 	for i, m := range p.moved {
 		m.committed = p.ckpts[i]
 	}
@@ -701,6 +723,7 @@ func (c *committer) commit(ms []*member, last bool) error {
 	p.done = make(chan error, 1)
 	c.inflight = p
 	gate := r.writeGate
+	r.startWrite()
 	go func() {
 		if gate != nil {
 			<-gate
@@ -737,6 +760,7 @@ func (c *committer) wait() error {
 		m.hasInflight = false
 	}
 	if err != nil {
+		c.r.endWrite()
 		c.r.rollback(p.moved)
 		return err
 	}
@@ -782,8 +806,14 @@ func (r *Runner) View() *View {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	v := &View{snap: r.db.pdb.NewSnapshot(), readers: make(map[string]*Reader, len(r.slots))}
+	// With no commit between its write and its publication, what is
+	// published is what the snapshot holds: each projection's position is
+	// known without reading its checkpoint. Otherwise Position reads it
+	// from the snapshot, which is exact at any time.
+	exact := r.writing == 0
 	for _, s := range r.slots {
-		v.readers[s.name] = &Reader{r: v.snap, prefix: s.active.prefix, ckptKey: s.active.ckptKey}
+		v.readers[s.name] = &Reader{r: v.snap, prefix: s.active.prefix, ckptKey: s.active.ckptKey,
+			pos: s.active.committed.Position, posKnown: exact}
 	}
 	return v
 }
@@ -807,6 +837,9 @@ func (v *View) Close() error { return v.snap.Close() }
 
 // Position of the reader's projection as of its view.
 func (rd *Reader) Position() (eventstore.Position, error) {
+	if rd.posKnown {
+		return rd.pos, nil
+	}
 	v, closer, err := rd.r.Get(rd.ckptKey)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return eventstore.Start, nil

@@ -186,12 +186,8 @@ func (s *Set) Balance(ctx context.Context, citizenID string, through domain.Peri
 		}
 	}()
 	for i, rd := range []*Reader{reg, bal} {
-		var p eventstore.Position
-		if _, err := seekValue(it, rd.ckptKey, func(v []byte) error {
-			ck, err := decodeCheckpoint(v)
-			p = ck.Position
-			return err
-		}); err != nil {
+		p, err := rd.Position() // from the runner, or read through the snapshot
+		if err != nil {
 			return out, err
 		}
 		if i == 0 || p.Compare(out.Position) < 0 {

@@ -3,6 +3,7 @@ package projections
 import (
 	"errors"
 	"fmt"
+	"github.com/ansinh/ansinh/eventstore"
 	"slices"
 	"strings"
 
@@ -306,6 +307,10 @@ type Reader struct {
 	r       pebble.Reader
 	prefix  []byte
 	ckptKey []byte
+	// pos is the projection's position in the view when the view knew it
+	// (Runner.View); otherwise Position reads the checkpoint.
+	pos      eventstore.Position
+	posKnown bool
 }
 
 // Get returns a copy of the value under key, or found=false.
