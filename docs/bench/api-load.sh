@@ -11,7 +11,7 @@
 #   LINES=10000 DURATION=5s docs/bench/api-load.sh
 #
 # Settings (environment): LINES (300000), DURATION (20s), WARMUP (3s),
-# CONCURRENCY ("16 64": each scenario runs once per value), SCENARIOS
+# CONCURRENCY ("16 24 64": each scenario runs once per value), SCENARIOS
 # ("balance register payment-method"), IDLE_MAX (600: before each run the
 # script waits, up to this many seconds, for the server to be idle, under 1 %
 # of a CPU over 5 s, so that the compactions after the import and after each
@@ -28,7 +28,7 @@ set -euo pipefail
 LINES=${LINES:-300000}
 DURATION=${DURATION:-20s}
 WARMUP=${WARMUP:-3s}
-CONCURRENCY=${CONCURRENCY:-16 64}
+CONCURRENCY=${CONCURRENCY:-16 24 64}
 IDLE_MAX=${IDLE_MAX:-600}
 SCENARIOS=${SCENARIOS:-balance register payment-method}
 LOG_LEVEL=${LOG_LEVEL:-info}
