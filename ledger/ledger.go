@@ -293,7 +293,8 @@ func Handle[S State[S]](ctx context.Context, l *Ledger, stream string, req Reque
 	// The first round may decide on a cached state (statecache.go); every
 	// answer that is not a successful append is then checked by a round
 	// from a fresh load, which does not count as an attempt.
-	tryCache := true
+	var zero S
+	tryCache := cacheable(zero)
 	for attempt := 1; ; {
 		var ld Loaded[S]
 		var pr *prior
@@ -311,7 +312,9 @@ func Handle[S State[S]](ctx context.Context, l *Ledger, stream string, req Reque
 			if ld, pr, err = load[S](ctx, l, stream, req.CommandID); err != nil {
 				return Result{}, err
 			}
-			l.states.put(&cachedState{stream: stream, state: ld.State, revision: ld.Revision, position: ld.Position, ids: ld.ids})
+			if cacheable(zero) {
+				l.states.put(&cachedState{stream: stream, state: ld.State, revision: ld.Revision, position: ld.Position, ids: ld.ids})
+			}
 		}
 		if pr != nil {
 			res, err := l.replay(stream, meta.CommandHash, req.CommandID, pr)
@@ -376,7 +379,9 @@ func Handle[S State[S]](ctx context.Context, l *Ledger, stream string, req Reque
 			state = state.Evolve(events[i])
 			ids = append(ids, appended[i].ID)
 		}
-		l.states.put(&cachedState{stream: stream, state: state, revision: int64(res.NextRevision), position: res.Position, ids: ids})
+		if cacheable(zero) {
+			l.states.put(&cachedState{stream: stream, state: state, revision: int64(res.NextRevision), position: res.Position, ids: ids})
+		}
 		return Result{Stream: stream, Events: appended, Revision: int64(res.NextRevision), Position: res.Position,
 			State: state, StateRevision: int64(res.NextRevision)}, nil
 	}

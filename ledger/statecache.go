@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"sync"
 
+	"github.com/ansinh/ansinh/domain/registry"
 	"github.com/ansinh/ansinh/eventstore"
 	"github.com/google/uuid"
 )
@@ -23,8 +24,13 @@ import (
 // stream always takes the loading path (it is a replay). So the answers
 // are those of the uncached ledger; the cache only saves reads.
 //
-// It is a bounded LRU; streams longer than maxCachedEvents are not kept
-// (a payout run's stream: its commands are few and its state large).
+// Only states that concurrent commands can share are kept (cacheable): a
+// beneficiary's, whose Evolve copies what it changes. A payout run's Evolve
+// adds to maps it shares with the state before (disbursement.Run, so that a
+// run of 300,000 payments is not copied per event): two commands holding
+// one cached run would race on its maps.
+//
+// It is a bounded LRU; streams longer than maxCachedEvents are not kept.
 type stateCache struct {
 	mu      sync.Mutex
 	max     int
@@ -33,6 +39,18 @@ type stateCache struct {
 }
 
 const maxCachedEvents = 256
+
+// cacheable reports whether states of state's type may be cached: their
+// Evolve must never change what an earlier state holds, and deciders must
+// not change the state they are given (TestEvolveKeepsEarlierStates in
+// domain/registry and domain/entitlement).
+func cacheable(state any) bool {
+	switch state.(type) {
+	case registry.Beneficiary:
+		return true
+	}
+	return false
+}
 
 type cachedState struct {
 	stream   string

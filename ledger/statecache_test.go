@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ansinh/ansinh/domain"
+	"github.com/ansinh/ansinh/domain/disbursement"
 	"github.com/ansinh/ansinh/domain/registry"
 	"github.com/ansinh/ansinh/eventstore"
 	"github.com/google/uuid"
@@ -165,5 +166,26 @@ func TestStateCacheUnderConcurrentCommands(t *testing.T) {
 	}
 	if got := ld.Revision - 1; got != appended.Load() {
 		t.Fatalf("stream has %d method changes, commands reported %d", got, appended.Load())
+	}
+}
+
+// TestOnlyStatesThatCopyOnEvolveAreCached: a payout run's Evolve adds to
+// maps it shares with the state before; a cached run handed to two
+// commands at once would race on them.
+func TestOnlyStatesThatCopyOnEvolveAreCached(t *testing.T) {
+	if !cacheable(registry.Beneficiary{}) {
+		t.Error("beneficiaries are not cached")
+	}
+	if cacheable(disbursement.Run{}) {
+		t.Error("payout runs are cached")
+	}
+	a, _, _ := replicas(t)
+	before := a.states.len()
+	must(t)(a.Beneficiary(ctx, registrar, anID, vcb))
+	if got := a.states.len(); got != before+1 && got != before {
+		t.Errorf("%d cached states after a beneficiary command, %d before", got, before)
+	}
+	if _, ok := a.states.get(registry.Stream(anID), uuid.Nil); !ok {
+		t.Error("the beneficiary just commanded is not cached")
 	}
 }
