@@ -173,18 +173,23 @@ func checkBook(t *rapid.T, b Book, h Holder, e Env, horizon domain.Period) {
 	}
 }
 
-// TestEvolveKeepsEarlierStates checks that Evolve copies what it changes:
-// a decider may hold an earlier state while the ledger folds new events.
+// TestEvolveKeepsEarlierStates checks that Decide leaves the state it is
+// given alone and that Evolve copies what it changes: a decider may hold
+// an earlier state while the ledger folds new events, and the ledger hands
+// one cached state to concurrent commands (ledger/statecache.go).
 func TestEvolveKeepsEarlierStates(t *testing.T) {
 	e := env(t)
 	rapid.Check(t, func(t *rapid.T) {
 		var b Book
 		for range rapid.IntRange(1, 20).Draw(t, "steps") {
+			before := fmt.Sprintf("%+v", b)
 			evs, err := Decide(b, alive, e, genCommand(t, b))
+			if after := fmt.Sprintf("%+v", b); after != before {
+				t.Fatalf("Decide changed the state it was given:\n%s\n%s", before, after)
+			}
 			if err != nil {
 				continue
 			}
-			before := fmt.Sprintf("%+v", b)
 			next := b
 			for _, ev := range evs {
 				next = next.Evolve(ev)
