@@ -16,8 +16,9 @@
 // is a successful no-op. The Result carries the state the command left, so
 // that callers answer without reading the stream again.
 //
-// The state of streams commanded recently is kept (Config.StateCacheEntries,
-// 50,000 by default; statecache.go), and the first round decides on it
+// The state of beneficiaries commanded recently is kept
+// (Config.StateCacheEntries, 50,000 by default; statecache.go; not payout
+// runs, whose Evolve shares maps between states), and the first round decides on it
 // without reading the stream. That is safe because the append still expects
 // the cached revision (a write by anyone else makes it fail and the command
 // runs again from a load), because a refusal or a no-op decided on a cached
