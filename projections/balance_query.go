@@ -220,21 +220,6 @@ func seekValue(it *pebble.Iterator, key []byte, decode func([]byte) error) (foun
 	return true, nil
 }
 
-// catalogueOf is catalogue() for bytes already read: the last decoded
-// catalogue when the bytes are the same.
-func catalogueOf(raw []byte) (entitlement.Catalogue, error) {
-	if m := lastCatalogue.Load(); m != nil && bytes.Equal(m.raw, raw) {
-		return m.cat, nil
-	}
-	var c storedCatalogue
-	if err := c.UnmarshalBinary(raw); err != nil {
-		return entitlement.Catalogue{}, err
-	}
-	cat := c.domain()
-	lastCatalogue.Store(&decodedCatalogue{raw: bytes.Clone(raw), cat: cat})
-	return cat, nil
-}
-
 // bucketBuilder sums a bucket's lines in whole dong (dongSum) and collects
 // its periods.
 type bucketBuilder struct {

@@ -380,15 +380,26 @@ func catalogue(r *Reader) (entitlement.Catalogue, error) {
 	if err != nil || !found {
 		return entitlement.Catalogue{}, err
 	}
+	cat, err := catalogueOf(raw)
+	if err != nil {
+		return entitlement.Catalogue{}, fmt.Errorf("projections: decode %q: %w", catalogueKey, err)
+	}
+	return cat, nil
+}
+
+// catalogueOf decodes stored catalogue bytes, or returns the catalogue
+// decoded last when the bytes are the same (lastCatalogue). raw may be
+// an iterator's buffer: the memo keeps a copy.
+func catalogueOf(raw []byte) (entitlement.Catalogue, error) {
 	if m := lastCatalogue.Load(); m != nil && bytes.Equal(m.raw, raw) {
 		return m.cat, nil
 	}
 	var c storedCatalogue
 	if err := c.UnmarshalBinary(raw); err != nil {
-		return entitlement.Catalogue{}, fmt.Errorf("projections: decode %q: %w", catalogueKey, err)
+		return entitlement.Catalogue{}, err
 	}
 	cat := c.domain()
-	lastCatalogue.Store(&decodedCatalogue{raw: raw, cat: cat})
+	lastCatalogue.Store(&decodedCatalogue{raw: bytes.Clone(raw), cat: cat})
 	return cat, nil
 }
 
