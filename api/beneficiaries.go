@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 
@@ -195,7 +196,7 @@ func beneficiaryPath(citizenID string) string {
 // loaded, so nothing is read again); the ETag is the revision of what the
 // body shows. For a replayed command that is the record as it is now.
 func (s *Server) beneficiaryResult(c echo.Context, status int, citizenID string, res ledger.Result) error {
-	b, rev, err := s.stateAfter(c, citizenID, res)
+	b, rev, err := stateAfter(citizenID, res)
 	if err != nil {
 		return err
 	}
@@ -209,17 +210,14 @@ func (s *Server) beneficiaryResult(c echo.Context, status int, citizenID string,
 	})
 }
 
-// stateAfter is the beneficiary a command left, from its result; should a
-// ledger ever answer without it, the record is read again.
-func (s *Server) stateAfter(c echo.Context, citizenID string, res ledger.Result) (registry.Beneficiary, int64, error) {
-	if b, ok := res.State.(registry.Beneficiary); ok && b.Registered {
-		return b, res.StateRevision, nil
+// stateAfter is the beneficiary a command left: the ledger's Result
+// carries it for every registry and entitlement command.
+func stateAfter(citizenID string, res ledger.Result) (registry.Beneficiary, int64, error) {
+	b, ok := res.State.(registry.Beneficiary)
+	if !ok || !b.Registered {
+		return registry.Beneficiary{}, 0, fmt.Errorf("ledger answered a command on %s without the record it left (%T)", citizenID, res.State)
 	}
-	ld, err := s.deps.Ledger.LoadBeneficiary(c.Request().Context(), citizenID)
-	if err != nil {
-		return registry.Beneficiary{}, 0, ledgerError(err)
-	}
-	return ld.State, ld.Revision, nil
+	return b, res.StateRevision, nil
 }
 
 type addressInputJSON struct {

@@ -190,7 +190,7 @@ func (s *Server) entitlementCommand(c echo.Context, reason string, cmd entitleme
 			id = e.EntitlementID
 		}
 	}
-	b, rev, err := s.stateAfter(c, citizenID, res)
+	b, rev, err := stateAfter(citizenID, res)
 	if err != nil {
 		return err
 	}

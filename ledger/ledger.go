@@ -294,7 +294,8 @@ func Handle[S State[S]](ctx context.Context, l *Ledger, stream string, req Reque
 	// answer that is not a successful append is then checked by a round
 	// from a fresh load, which does not count as an attempt.
 	var zero S
-	tryCache := cacheable(zero)
+	useCache := cacheable(zero)
+	tryCache := useCache
 	for attempt := 1; ; {
 		var ld Loaded[S]
 		var pr *prior
@@ -312,7 +313,7 @@ func Handle[S State[S]](ctx context.Context, l *Ledger, stream string, req Reque
 			if ld, pr, err = load[S](ctx, l, stream, req.CommandID); err != nil {
 				return Result{}, err
 			}
-			if cacheable(zero) {
+			if useCache {
 				l.states.put(&cachedState{stream: stream, state: ld.State, revision: ld.Revision, position: ld.Position, ids: ld.ids})
 			}
 		}
@@ -379,7 +380,7 @@ func Handle[S State[S]](ctx context.Context, l *Ledger, stream string, req Reque
 			state = state.Evolve(events[i])
 			ids = append(ids, appended[i].ID)
 		}
-		if cacheable(zero) {
+		if useCache {
 			l.states.put(&cachedState{stream: stream, state: state, revision: int64(res.NextRevision), position: res.Position, ids: ids})
 		}
 		return Result{Stream: stream, Events: appended, Revision: int64(res.NextRevision), Position: res.Position,
