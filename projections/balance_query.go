@@ -250,32 +250,31 @@ func (b *bucketBuilder) bucket() BalanceBucket {
 }
 
 // dongSum adds amounts the way add does (an unset Money counts as zero;
-// mixed currencies panic in Money.Add), in an int64 while every amount is
-// a whole number that fits, which dong amounts are: a decimal addition
-// allocates, and a balance adds a few hundred amounts. An amount with a
-// fraction or an exponent, or a sum that would overflow, moves the sum to
+// mixed currencies panic in Money.Add), in dong (dongOf, plus) while every
+// amount is whole VND and the sum stays in dong's range, which dong amounts
+// do: a decimal addition allocates, and a balance adds a few hundred
+// amounts. Any other amount, or a sum out of range, moves the sum to
 // decimal for good, so the result is always exact.
 type dongSum struct {
-	n   int64
-	dec domain.Money // the sum once it left int64; Currency "" until then
-	cur domain.Currency
+	n      dong
+	inDong bool         // something was added in dong
+	dec    domain.Money // the sum once it left dong; Currency "" until then
 }
 
 func (s *dongSum) add(m domain.Money) {
 	if m.Currency == "" {
 		return
 	}
-	if s.dec.Currency == "" && (s.cur == "" || s.cur == m.Currency) && m.Amount.Exponent() == 0 && m.Amount.NumDigits() <= 18 {
-		v := m.Amount.CoefficientInt64()
-		if sum := s.n + v; (v >= 0) == (sum >= s.n) { // no overflow
-			s.n, s.cur = sum, m.Currency
-			return
-		}
-	}
 	if s.dec.Currency == "" {
-		s.dec = domain.Money{Amount: decimal.NewFromInt(s.n), Currency: s.cur}
-		if s.cur == "" {
-			s.dec.Currency = m.Currency
+		if d, err := dongOf(m); err == nil {
+			if sum, err := s.n.plus(d); err == nil {
+				s.n, s.inDong = sum, true
+				return
+			}
+		}
+		s.dec = domain.Money{Amount: decimal.NewFromInt(int64(s.n)), Currency: m.Currency}
+		if s.inDong {
+			s.dec.Currency = domain.VND
 		}
 	}
 	s.dec = s.dec.Add(m)
@@ -283,11 +282,8 @@ func (s *dongSum) add(m domain.Money) {
 
 // money is the sum; zero dong when nothing was added.
 func (s *dongSum) money() domain.Money {
-	switch {
-	case s.dec.Currency != "":
+	if s.dec.Currency != "" {
 		return s.dec
-	case s.cur == "":
-		return domain.ZeroVND()
 	}
-	return domain.Money{Amount: decimal.NewFromInt(s.n), Currency: s.cur}
+	return s.n.money()
 }
