@@ -189,6 +189,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	readFixture.remove()
 	catchUpFixture.remove()
+	readAllLogFixture.remove()
 	os.Exit(code)
 }
 
