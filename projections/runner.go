@@ -254,13 +254,15 @@ func (r *Runner) openSlot(p Projection) (*slot, error) {
 
 func (r *Runner) newMember(p Projection, g generation, ck checkpoint) *member {
 	prefix := statePrefix(p.Name(), g.Gen)
+	tx := newTx(r.db.pdb, prefix)
+	tx.sizeHint = r.opts.CacheKeys
 	return &member{
 		proj:      p,
 		name:      p.Name(),
 		gen:       g,
 		prefix:    prefix,
 		ckptKey:   checkpointKey(p.Name(), g.Gen),
-		tx:        newTx(r.db.pdb, prefix),
+		tx:        tx,
 		applied:   ck,
 		committed: ck,
 	}

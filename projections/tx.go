@@ -58,7 +58,18 @@ type Tx struct {
 	// key and then puts it back, and comparing the key with last's is
 	// cheaper than hashing it again.
 	last *entry
+	// sizeHint is the number of keys entries is expected to reach (the
+	// runner's CacheKeys): see insert.
+	sizeHint int
 }
+
+// growAt is the size at which a Tx's entries map is remade at its full
+// expected size (sizeHint) instead of doubling its way there: a rebuild
+// inserts every key of a fresh generation, and rehashing a map of a
+// hundred thousand keys as it grew was 5% of a rebuild's CPU (each move a
+// cache miss). A projection with few keys never gets there and never pays
+// for the space.
+const growAt = 4096
 
 const entrySlab = 256
 
@@ -167,9 +178,21 @@ func (tx *Tx) entry(key []byte) *entry {
 		return e
 	}
 	e := tx.newEntry(key)
+	tx.insert(e)
+	return e
+}
+
+// insert adds a new entry to entries and makes it the last one used.
+func (tx *Tx) insert(e *entry) {
+	if len(tx.entries) == growAt && tx.sizeHint > 2*growAt {
+		m := make(map[string]*entry, tx.sizeHint)
+		for k, v := range tx.entries {
+			m[k] = v
+		}
+		tx.entries = m
+	}
 	tx.entries[e.key] = e
 	tx.last = e
-	return e
 }
 
 // newEntry returns an empty entry for key. An entry stays in its slab: the
@@ -193,8 +216,7 @@ func (tx *Tx) lookup(key []byte) (*entry, error) {
 	}
 	e := tx.newEntry(key)
 	if tx.complete || (tx.written != nil && !tx.written.mayHave(key)) {
-		tx.entries[e.key] = e
-		tx.last = e
+		tx.insert(e)
 		return e, nil
 	}
 	tx.keyBuf = append(append(tx.keyBuf[:0], tx.prefix...), key...)
@@ -208,8 +230,7 @@ func (tx *Tx) lookup(key []byte) (*entry, error) {
 		e.exists = true
 		closeQuietly(closer)
 	}
-	tx.entries[e.key] = e
-	tx.last = e
+	tx.insert(e)
 	return e, nil
 }
 
@@ -287,7 +308,7 @@ func (tx *Tx) evictClean(cacheMax int) {
 	tx.last = nil
 	clear(tx.entries)
 	for _, e := range tx.dirty {
-		tx.entries[e.key] = e
+		tx.entries[e.key] = e // at most as many as before: no regrowth
 	}
 }
 

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -77,5 +78,62 @@ func TestTxCompleteSkipsOnlyWhatCannotExist(t *testing.T) {
 	}
 	if !tx3.complete {
 		t.Fatal("empty neighbouring keyspace: want complete")
+	}
+}
+
+// TestTxRegrowKeepsEveryEntry: when a Tx remakes its map at its expected
+// size (insert, at growAt keys), every key written before and after, new
+// or read from Pebble, keeps its value and its dirty mark, and a commit
+// writes each exactly once.
+func TestTxRegrowKeepsEveryEntry(t *testing.T) {
+	db, err := OpenDB("", DBOptions{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	prefix := []byte("test/1/")
+	// Some keys already on disk, so that lookup's Pebble path inserts too.
+	b := db.pdb.NewBatch()
+	for i := 0; i < 100; i++ {
+		if err := b.Set([]byte(fmt.Sprintf("test/1/old%05d", i)), []byte(fmt.Sprint(i)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+
+	tx := newTx(db.pdb, prefix)
+	tx.sizeHint = 5 * growAt
+	n := 2*growAt + 17
+	for i := 0; i < n; i++ {
+		if i%100 == 0 {
+			key := fmt.Sprintf("old%05d", i/100)
+			if _, found, err := tx.Get([]byte(key)); err != nil || !found {
+				t.Fatalf("Get(%s) = %v, %v before any write", key, found, err)
+			}
+		}
+		tx.Set([]byte(fmt.Sprintf("k%06d", i)), []byte(fmt.Sprint(i)))
+	}
+	if len(tx.entries) != n+(n+99)/100 {
+		t.Fatalf("%d entries, want %d", len(tx.entries), n+(n+99)/100)
+	}
+	for i := 0; i < n; i++ {
+		v, found, err := tx.Get([]byte(fmt.Sprintf("k%06d", i)))
+		if err != nil || !found || string(v) != fmt.Sprint(i) {
+			t.Fatalf("k%06d = %q, %v, %v; want %d", i, v, found, err, i)
+		}
+	}
+	if tx.Dirty() != n {
+		t.Fatalf("%d dirty, want %d", tx.Dirty(), n)
+	}
+	batch := db.pdb.NewBatch()
+	defer batch.Close()
+	if _, err := tx.writeTo(batch, nil); err != nil {
+		t.Fatal(err)
+	}
+	if int(batch.Count()) != n {
+		t.Fatalf("commit holds %d keys, want %d", batch.Count(), n)
 	}
 }
