@@ -113,6 +113,10 @@ func readAllLogDir(b *testing.B) string {
 	src := os.Getenv(readAllLogStoreEnv)
 	if src == "" {
 		readAllLogFixture.get(b)
+		// Out of the memtable into tables, as in a kept store.
+		if err := readAllLogFixture.s.db.Flush(); err != nil {
+			b.Fatal(err)
+		}
 		if err := readAllLogFixture.s.Close(); err != nil {
 			b.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/ansinh/ansinh/eventstore"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -62,6 +63,19 @@ const (
 	// least one event.
 	readBytesMax = 64 << 20
 )
+
+// tableCompression compresses the blocks of new tables (the other levels
+// inherit level 0's settings). Pebble's "Fastest" profile is MinLZ on amd64
+// (snappy on arm64, where MinLZ has no assembly). A scan of the log spent
+// about 0.14 CPU-µs per event in snappy, an eighth of the scan; MinLZ
+// takes about 0.10 on the same blocks and its tables are 13% smaller (26.1
+// against 30.1 MB for a log of 217,441 ledger events; uncompressed, 144 MB,
+// five times the disk and the page cache for no CPU saved).
+// Each block records its own compression, so a store keeps reading the
+// snappy tables it already has; they are rewritten only as compactions
+// reach them. A variable so that a test can write tables as earlier
+// versions did.
+var tableCompression = sstable.FastestCompression
 
 func (o Options) withDefaults() (Options, error) {
 	setDefault(&o.CacheBytes, defaultCacheBytes)
@@ -215,6 +229,8 @@ func (s *Store) pebbleOptions(fs vfs.FS) *pebble.Options {
 	// up), which larger blocks serve with fewer reads and cache lookups.
 	o.Levels[0].BlockSize = 32 << 10
 	o.Levels[0].IndexBlockSize = 256 << 10
+	compression := tableCompression // pebble calls the function per table, not at Open
+	o.Levels[0].Compression = func() *sstable.CompressionProfile { return compression }
 	o.EnsureDefaults()
 	return o
 }

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/ansinh/ansinh/eventstore"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable"
 )
 
 func TestRoundTripMemoryAndDisk(t *testing.T) {
@@ -363,4 +366,68 @@ func equalUint64s(a, b []uint64) bool {
 		}
 	}
 	return true
+}
+
+// TestReadsTablesOfEitherCompression: a store written by an earlier version
+// (snappy tables) and appended to by this one (tableCompression) reads back
+// every event, whichever table holds it.
+func TestReadsTablesOfEitherCompression(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	current := tableCompression
+	tableCompression = sstable.SnappyCompression
+	s, err := Open(dir, Options{})
+	tableCompression = current
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Payment-sized JSON compresses, so the blocks really go through the
+	// compressor (pebble stores a block as is if it shrinks by under 12%).
+	var want []eventstore.EventData
+	appendFlushed := func(s *Store, stream string) {
+		t.Helper()
+		evs := benchEvents(300)
+		mustAppend(t, s, stream, eventstore.NoStream(), evs...)
+		want = append(want, evs...)
+		if err := s.db.Flush(); err != nil {
+			t.Fatalf("flush: %v", err)
+		}
+	}
+	appendFlushed(s, "old-1")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openDisk(t, dir)
+	appendFlushed(s, "new-1")
+
+	stats := map[string]string{} // compression profile -> block stats
+	levels, err := s.db.SSTables(pebble.WithProperties())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tables := range levels {
+		for _, tbl := range tables {
+			stats[tbl.Properties.CompressionName] += tbl.Properties.CompressionStats + " "
+		}
+	}
+	if len(stats) != 2 || !strings.Contains(stats["Snappy"], "Snappy:") || stats[tableCompression.Name] == "" {
+		t.Fatalf("tables by compression profile: %v, want Snappy and %s", stats, tableCompression.Name)
+	}
+	t.Logf("tables by compression profile: %v", stats)
+
+	got := readAllEvents(t, s)
+	if len(got) != len(want) {
+		t.Fatalf("read %d events, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i].ID != want[i].ID || !bytes.Equal(got[i].Data, want[i].Data) || !bytes.Equal(got[i].Metadata, want[i].Metadata) {
+			t.Fatalf("event %d: got %s %s, want %s %s", i, got[i].ID, got[i].Data, want[i].ID, want[i].Data)
+		}
+	}
+	for _, stream := range []string{"old-1", "new-1"} {
+		evs, err := s.ReadStream(ctx, stream, eventstore.ReadStreamOptions{Direction: eventstore.Backwards, From: eventstore.End, Limit: 1000})
+		if err != nil || len(evs) != 300 {
+			t.Fatalf("ReadStream %s backwards: %d events, err %v", stream, len(evs), err)
+		}
+	}
 }
