@@ -41,6 +41,47 @@ func ParseDate(s string) (Date, error) {
 	return Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}, nil
 }
 
+// dateOf reads an existing day written "YYYY-MM-DD" in the years
+// ParseDate accepts, with the value ParseDate returns, and reports false
+// for anything else (which ParseDate may still accept or not).
+func dateOf(b []byte) (Date, bool) {
+	if len(b) != 10 || b[4] != '-' || b[7] != '-' {
+		return Date{}, false
+	}
+	var n [3]int // year, month, day
+	field := 0
+	for i, c := range b {
+		switch {
+		case i == 4 || i == 7:
+			field++
+		case c < '0' || c > '9':
+			return Date{}, false
+		default:
+			n[field] = n[field]*10 + int(c-'0')
+		}
+	}
+	y, m, d := n[0], n[1], n[2]
+	if y < MinDateYear || y > MaxDateYear || m < 1 || m > 12 || d < 1 || d > daysIn(time.Month(m), y) {
+		return Date{}, false
+	}
+	return Date{Year: y, Month: time.Month(m), Day: d}, true
+}
+
+// daysIn is the number of days in month m of year y (Gregorian, as time
+// counts them).
+func daysIn(m time.Month, y int) int {
+	switch m {
+	case time.February:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case time.April, time.June, time.September, time.November:
+		return 30
+	}
+	return 31
+}
+
 // MustDate is ParseDate for literals in code and tests.
 func MustDate(s string) Date {
 	d, err := ParseDate(s)
@@ -99,6 +140,12 @@ func (d Date) After(e Date) bool  { return d.Compare(e) > 0 }
 func (d Date) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
 func (d *Date) UnmarshalText(b []byte) error {
+	// Without a copy of b or time.Parse for a valid date, like
+	// Period.UnmarshalText; ParseDate judges anything else.
+	if e, ok := dateOf(b); ok {
+		*d = e
+		return nil
+	}
 	e, err := ParseDate(string(b))
 	if err != nil {
 		return err

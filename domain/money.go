@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/shopspring/decimal"
 )
@@ -109,10 +110,42 @@ func (m Money) MarshalJSON() ([]byte, error) {
 
 func (m *Money) UnmarshalJSON(b []byte) error {
 	if n, ok := parseMoneyFast(b); ok {
-		*m = VNDAmount(n)
+		*m = decodedVND(n)
 		return nil
 	}
 	return m.unmarshalJSONSlow(b)
+}
+
+// decodedAmounts remembers one decoded amount in each slot (the last one
+// to land there), so that decoding an amount seen before allocates
+// nothing: a new decimal costs two allocations (a big.Int and its one
+// word), a tenth of all the objects a rebuild of the read models
+// allocated, and the log holds the same few allowance amounts millions of
+// times. Sharing the big.Int of one decimal among many is what decimal
+// does itself (a copy of a Decimal shares it; Decimal "is immutable", and
+// no method writes to its big.Int). Slots are replaced whole, atomically,
+// so concurrent decoders need no lock; a miss costs one allocation more.
+var decodedAmounts [1 << decodedAmountsBits]atomic.Pointer[decodedAmount]
+
+const decodedAmountsBits = 10
+
+type decodedAmount struct {
+	n int64
+	d decimal.Decimal
+}
+
+// decodedVND is VNDAmount(n) for a decoder: the same value, shared with
+// earlier decodes of n when it is still remembered.
+func decodedVND(n int64) Money {
+	// Fibonacci hashing: amounts are mostly multiples of 1,000, whose low
+	// bits would crowd a few slots.
+	slot := &decodedAmounts[uint64(n)*0x9E3779B97F4A7C15>>(64-decodedAmountsBits)]
+	if a := slot.Load(); a != nil && a.n == n {
+		return Money{Amount: a.d, Currency: VND}
+	}
+	m := VNDAmount(n)
+	slot.Store(&decodedAmount{n: n, d: m.Amount})
+	return m
 }
 
 // The exact bytes MarshalJSON writes around a dong amount.

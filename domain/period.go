@@ -47,6 +47,30 @@ func ParsePeriod(s string) (Period, error) {
 	return Period{Year: y, Month: time.Month(m)}, nil
 }
 
+// periodOf reads a valid period, "YYYY-MM", as ParsePeriod does, and
+// reports false for anything ParsePeriod refuses.
+func periodOf(b []byte) (Period, bool) {
+	if len(b) != 7 || b[4] != '-' {
+		return Period{}, false
+	}
+	var y, m int
+	for i, c := range b {
+		switch {
+		case i == 4:
+		case c < '0' || c > '9':
+			return Period{}, false
+		case i < 4:
+			y = y*10 + int(c-'0')
+		default:
+			m = m*10 + int(c-'0')
+		}
+	}
+	if m < 1 || m > 12 || y < MinPeriodYear || y > MaxPeriodYear {
+		return Period{}, false
+	}
+	return Period{Year: y, Month: time.Month(m)}, true
+}
+
 // MustPeriod is ParsePeriod for literals in code and tests.
 func MustPeriod(s string) Period {
 	p, err := ParsePeriod(s)
@@ -124,6 +148,12 @@ func (p Period) FirstDay(loc *time.Location) time.Time {
 func (p Period) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
 
 func (p *Period) UnmarshalText(b []byte) error {
+	// Without a copy of b for a valid period: every payment event holds
+	// one. ParsePeriod judges (and words the error for) anything else.
+	if q, ok := periodOf(b); ok {
+		*p = q
+		return nil
+	}
 	q, err := ParsePeriod(string(b))
 	if err != nil {
 		return err
