@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 
@@ -67,6 +68,19 @@ type Recovery struct {
 
 func (r *Recovery) AppendBinary(b []byte) ([]byte, error) { return appendJSON(b, r) }
 func (r *Recovery) UnmarshalBinary(b []byte) error        { return jsonUnmarshal(b, r) }
+
+// Keep keeps a person's account sums (p/<citizen ID>/a) in memory across
+// commits: every payment event reads and changes them, a month apart for
+// one person, while the obligations beside them are written with the
+// payment and seldom read again (see Keeper).
+func (balancesProjection) Keep(key []byte) bool {
+	rest, ok := bytes.CutPrefix(key, []byte("p/"))
+	if !ok {
+		return false
+	}
+	i := bytes.IndexByte(rest, '/')
+	return i >= 0 && string(rest[i+1:]) == "a"
+}
 
 func (balancesProjection) Apply(tx *Tx, ev *Event) error {
 	de, err := domainEvent(ev)

@@ -74,7 +74,7 @@ func TestTxAfterCacheDropAsksPebbleOnlyForWrittenKeys(t *testing.T) {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
-	tx.committed(0) // drops the cache
+	tx.committed(0, 0) // drops the cache
 	if tx.complete {
 		t.Fatal("still complete after the cache was dropped")
 	}

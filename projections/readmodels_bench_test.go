@@ -38,7 +38,7 @@ import (
 // ANSINH_BENCH_LOG=<dir> keeps the generated log (and the read models the
 // restart benchmark opens) there between runs. ANSINH_BENCH_CACHE_MIB sizes
 // the read models' block cache (default 64 MiB); ANSINH_BENCH_BATCH_EVENTS,
-// ANSINH_BENCH_BATCH_KEYS and ANSINH_BENCH_CACHE_KEYS the runner's bounds
+// ANSINH_BENCH_BATCH_KEYS, ANSINH_BENCH_CACHE_KEYS and ANSINH_BENCH_KEPT_KEYS the runner's bounds
 // in the rebuild benchmark.
 
 func benchInt(b *testing.B, name string, def int) int {
@@ -66,12 +66,12 @@ var (
 
 // buildLedgerLog writes the generated log into an on-disk store, or opens
 // the one kept from an earlier run.
-func buildLedgerLog(b *testing.B, people, months int) (*espebble.Store, int) {
+func buildLedgerLog(b testing.TB, people, months int) (*espebble.Store, int) {
 	store, n, _ := buildLedgerLogIn(b, people, months)
 	return store, n
 }
 
-func buildLedgerLogIn(b *testing.B, people, months int) (*espebble.Store, int, string) {
+func buildLedgerLogIn(b testing.TB, people, months int) (*espebble.Store, int, string) {
 	b.Helper()
 	dir := filepath.Join(b.TempDir(), "events")
 	if keep := os.Getenv("ANSINH_BENCH_LOG"); keep != "" {
@@ -216,7 +216,7 @@ type appendJob struct {
 
 // parallel appends the jobs of n items from 64 goroutines: single-event
 // appends are bound by fsync latency, and the store groups concurrent ones.
-func parallel(b *testing.B, n int, jobs func(i int) []appendJob, store eventstore.Store) {
+func parallel(b testing.TB, n int, jobs func(i int) []appendJob, store eventstore.Store) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var failed atomic.Value
@@ -270,11 +270,11 @@ func rebuildInto(b *testing.B, store eventstore.Store, dir string, n int) {
 	defer db.Close()
 	runtime.GC()
 	start, cpu := time.Now(), cpuTime()
-	// ANSINH_BENCH_BATCH_EVENTS, _BATCH_KEYS and _CACHE_KEYS override the
+	// ANSINH_BENCH_BATCH_EVENTS, _BATCH_KEYS, _CACHE_KEYS and _KEPT_KEYS override the
 	// runner's bounds (0: its defaults), to try other sizes.
 	opts := Options{Decoder: NewDecoder(ledger.NewCodec()),
 		BatchEvents: benchInt(b, "ANSINH_BENCH_BATCH_EVENTS", 0), BatchKeys: benchInt(b, "ANSINH_BENCH_BATCH_KEYS", 0),
-		CacheKeys: benchInt(b, "ANSINH_BENCH_CACHE_KEYS", 0)}
+		CacheKeys: benchInt(b, "ANSINH_BENCH_CACHE_KEYS", 0), KeptKeys: benchInt(b, "ANSINH_BENCH_KEPT_KEYS", 0)}
 	r, err := Replay(context.Background(), store, db, ReadModels(), opts, Until{})
 	if err != nil {
 		b.Fatal(err)

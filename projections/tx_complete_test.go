@@ -27,7 +27,7 @@ func TestTxCompleteSkipsOnlyWhatCannotExist(t *testing.T) {
 		if err := b.Commit(pebble.NoSync); err != nil {
 			t.Fatal(err)
 		}
-		tx.committed(cacheMax)
+		tx.committed(cacheMax, 0)
 	}
 	get := func(tx *Tx, key string) bool {
 		t.Helper()
