@@ -91,12 +91,12 @@ func TestTxKeepsWhatItsKeeperKeeps(t *testing.T) {
 
 func TestBalancesKeepOnlyAccountSums(t *testing.T) {
 	for key, want := range map[string]bool{
-		"p/001085012345/a":                                    true,
+		"p/001085012345/a": true,
 		"p/001085012345/o/payment-001085012345-SOCIAL-2024-01": false,
-		"p/001085012345/r/corr-1":                             false,
-		"p/001085012345/ab":                                   false,
-		"p/a":                                                 false,
-		"x/001085012345/a":                                    false,
+		"p/001085012345/r/corr-1":                              false,
+		"p/001085012345/ab":                                    false,
+		"p/a":                                                  false,
+		"x/001085012345/a":                                     false,
 	} {
 		if got := (balancesProjection{}).Keep([]byte(key)); got != want {
 			t.Errorf("Keep(%s) = %v, want %v", key, got, want)

@@ -38,8 +38,8 @@ import (
 // ANSINH_BENCH_LOG=<dir> keeps the generated log (and the read models the
 // restart benchmark opens) there between runs. ANSINH_BENCH_CACHE_MIB sizes
 // the read models' block cache (default 64 MiB); ANSINH_BENCH_BATCH_EVENTS,
-// ANSINH_BENCH_BATCH_KEYS, ANSINH_BENCH_CACHE_KEYS and ANSINH_BENCH_KEPT_KEYS the runner's bounds
-// in the rebuild benchmark.
+// ANSINH_BENCH_BATCH_KEYS, ANSINH_BENCH_CACHE_KEYS, ANSINH_BENCH_KEPT_KEYS and
+// ANSINH_BENCH_PAGE_EVENTS the runner's bounds in the rebuild benchmark.
 
 func benchInt(b *testing.B, name string, def int) int {
 	if s := os.Getenv(name); s != "" {
@@ -270,11 +270,12 @@ func rebuildInto(b *testing.B, store eventstore.Store, dir string, n int) {
 	defer db.Close()
 	runtime.GC()
 	start, cpu := time.Now(), cpuTime()
-	// ANSINH_BENCH_BATCH_EVENTS, _BATCH_KEYS, _CACHE_KEYS and _KEPT_KEYS override the
+	// ANSINH_BENCH_BATCH_EVENTS, _BATCH_KEYS, _CACHE_KEYS, _KEPT_KEYS and _PAGE_EVENTS override the
 	// runner's bounds (0: its defaults), to try other sizes.
 	opts := Options{Decoder: NewDecoder(ledger.NewCodec()),
 		BatchEvents: benchInt(b, "ANSINH_BENCH_BATCH_EVENTS", 0), BatchKeys: benchInt(b, "ANSINH_BENCH_BATCH_KEYS", 0),
-		CacheKeys: benchInt(b, "ANSINH_BENCH_CACHE_KEYS", 0), KeptKeys: benchInt(b, "ANSINH_BENCH_KEPT_KEYS", 0)}
+		CacheKeys: benchInt(b, "ANSINH_BENCH_CACHE_KEYS", 0), KeptKeys: benchInt(b, "ANSINH_BENCH_KEPT_KEYS", 0),
+		PageEvents: benchInt(b, "ANSINH_BENCH_PAGE_EVENTS", 0)}
 	r, err := Replay(context.Background(), store, db, ReadModels(), opts, Until{})
 	if err != nil {
 		b.Fatal(err)
