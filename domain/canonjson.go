@@ -145,8 +145,8 @@ var plainASCII = func() (t [256]bool) {
 // The strings of one reader share a few allocations instead of one each
 // (they were a third of all the objects a rebuild of the read models
 // allocated): each is copied to the end of a buffer, strs, and cut from
-// it. The copy is what makes them safe to keep: the caller may reuse its
-// bytes (a store's iterator does) once the decoder returns. A
+// it. The copy is what makes them safe to keep: nothing in the codec's
+// contract stops a caller from reusing its bytes once Decode returns. A
 // strings.Builder never writes over what it has handed out, and when a
 // string does not fit the buffer, a new one is started, leaving the old
 // one to the strings cut from it. The price is retention: one string
