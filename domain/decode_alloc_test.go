@@ -219,3 +219,22 @@ func TestDecodeScalarsAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestPeriodStringOfEveryValidPeriod: the valid periods, which String
+// cuts from periodText, are written as fmt writes them, and allocate
+// nothing.
+func TestPeriodStringOfEveryValidPeriod(t *testing.T) {
+	for y := MinPeriodYear; y <= MaxPeriodYear; y++ {
+		for m := time.January; m <= time.December; m++ {
+			p := Period{Year: y, Month: m}
+			if got, want := p.String(), fmt.Sprintf("%04d-%02d", y, int(m)); got != want {
+				t.Fatalf("Period{%d, %d}.String() = %q, want %q", y, m, got, want)
+			}
+		}
+	}
+	p := MustPeriod("2024-01")
+	var s string
+	if n := testing.AllocsPerRun(100, func() { s = p.String() }); n != 0 || s != "2024-01" {
+		t.Errorf("Period.String: %v allocations, want 0", n)
+	}
+}

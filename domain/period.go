@@ -87,6 +87,11 @@ func (p Period) String() string {
 	// Without fmt for every valid period (and anything else of that width):
 	// stream names and keys of projections are built from periods, millions
 	// of times in a rebuild. TestPeriodDateStringMatchesSprintf.
+	if p.Year >= MinPeriodYear && p.Year <= MaxPeriodYear && p.Month >= 1 && p.Month <= 12 {
+		// Valid periods without even an allocation: a piece of periodText.
+		i := p.index() - MinPeriodYear*12
+		return periodText[i*periodLen : (i+1)*periodLen]
+	}
 	if p.Year >= 0 && p.Year <= 9999 && p.Month >= 0 && p.Month <= 99 {
 		var b [7]byte
 		put4(b[0:4], p.Year)
@@ -96,6 +101,25 @@ func (p Period) String() string {
 	}
 	return fmt.Sprintf("%04d-%02d", p.Year, int(p.Month))
 }
+
+// periodText is every valid period written out, back to back in order
+// (8.5 KB): Period.String was 2% of all the objects a rebuild of the read
+// models allocated.
+var periodText = func() string {
+	b := make([]byte, 0, (MaxPeriodYear-MinPeriodYear+1)*12*periodLen)
+	for y := MinPeriodYear; y <= MaxPeriodYear; y++ {
+		for m := 1; m <= 12; m++ {
+			var p [periodLen]byte
+			put4(p[0:4], y)
+			p[4] = '-'
+			put2(p[5:7], m)
+			b = append(b, p[:]...)
+		}
+	}
+	return string(b)
+}()
+
+const periodLen = len("2024-01")
 
 // put4 and put2 write n (0 to 9999, 0 to 99) as zero-padded digits.
 func put4(b []byte, n int) {
