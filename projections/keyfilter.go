@@ -75,6 +75,14 @@ func (f *keyFilter) add(key string) {
 	if f.mayHaveHash(h) {
 		return
 	}
+	f.addHash(h)
+}
+
+// addNew records a key the filter said it did not have (mayHave false):
+// add without asking again.
+func (f *keyFilter) addNew(key string) { f.addHash(maphash.String(f.seed, key)) }
+
+func (f *keyFilter) addHash(h uint64) {
 	if len(f.parts) == 0 || f.parts[len(f.parts)-1].n >= f.parts[len(f.parts)-1].limit {
 		limit := filterFirstKeys
 		if len(f.parts) > 0 {

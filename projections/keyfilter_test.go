@@ -98,3 +98,55 @@ func TestTxAfterCacheDropAsksPebbleOnlyForWrittenKeys(t *testing.T) {
 		t.Errorf("%d Gets for 1000 keys never written, want under 1%% (false positives)", rd.gets)
 	}
 }
+
+// TestTxFilterKnowsEveryKeyItWrote: however a key came to be written (set
+// blind, or read first as missing, or read back from Pebble after the cache
+// was dropped), and however often, once written it is never answered as
+// missing from the filter; a key read as missing and written is added to
+// the filter without asking it first (addNew).
+func TestTxFilterKnowsEveryKeyItWrote(t *testing.T) {
+	db, err := OpenDB("", DBOptions{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx := newTx(db.pdb, []byte("test/1/"))
+	if err := tx.startEmpty(); err != nil {
+		t.Fatal(err)
+	}
+	commit := func() {
+		t.Helper()
+		b := db.pdb.NewBatch()
+		defer b.Close()
+		if _, err := tx.writeTo(b, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+		tx.committed(0, 0) // drops the cache: the filter must answer
+	}
+	for round := range 3 {
+		for i := range 300 {
+			key := fmt.Appendf(nil, "k%03d", i)
+			switch (i + round) % 3 {
+			case 0:
+				tx.Set(key, fmt.Appendf(nil, "%d", round))
+			default:
+				if _, _, err := tx.Get(key); err != nil {
+					t.Fatal(err)
+				}
+				tx.Set(key, fmt.Appendf(nil, "%d", round))
+			}
+		}
+		commit()
+		for i := range 300 {
+			if !tx.written.mayHave(fmt.Appendf(nil, "k%03d", i)) {
+				t.Fatalf("round %d: k%03d written and not in the filter", round, i)
+			}
+		}
+	}
+	if n := tx.written.parts[0].n; n != 300 {
+		t.Errorf("the filter counted %d keys, want 300 (each once)", n)
+	}
+}
