@@ -1,9 +1,9 @@
 package projections
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/ansinh/ansinh/domain"
 	"github.com/ansinh/ansinh/domain/disbursement"
@@ -73,13 +73,13 @@ func (r *Recovery) UnmarshalBinary(b []byte) error        { return jsonUnmarshal
 // commits: every payment event reads and changes them, a month apart for
 // one person, while the obligations beside them are written with the
 // payment and seldom read again (see Keeper).
-func (balancesProjection) Keep(key []byte) bool {
-	rest, ok := bytes.CutPrefix(key, []byte("p/"))
+func (balancesProjection) Keep(key string) bool {
+	rest, ok := strings.CutPrefix(key, "p/")
 	if !ok {
 		return false
 	}
-	i := bytes.IndexByte(rest, '/')
-	return i >= 0 && string(rest[i+1:]) == "a"
+	i := strings.IndexByte(rest, '/')
+	return i >= 0 && rest[i+1:] == "a"
 }
 
 func (balancesProjection) Apply(tx *Tx, ev *Event) error {

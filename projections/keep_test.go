@@ -18,7 +18,7 @@ import (
 func TestTxKeepsWhatItsKeeperKeeps(t *testing.T) {
 	db := openMemDB(t)
 	rd := &countingReader{Reader: db.pdb}
-	keep := func(key []byte) bool { return key[0] == 'k' }
+	keep := func(key string) bool { return key[0] == 'k' }
 	tx := newTx(rd, []byte("test/1/"))
 	tx.keep = keep
 	commit := func(cacheMax, keptMax int) {
@@ -98,7 +98,7 @@ func TestBalancesKeepOnlyAccountSums(t *testing.T) {
 		"p/a":                                                  false,
 		"x/001085012345/a":                                     false,
 	} {
-		if got := (balancesProjection{}).Keep([]byte(key)); got != want {
+		if got := (balancesProjection{}).Keep(key); got != want {
 			t.Errorf("Keep(%s) = %v, want %v", key, got, want)
 		}
 	}

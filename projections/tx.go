@@ -65,7 +65,7 @@ type Tx struct {
 	// stay in memory when the cache is over its bound (see Keeper). kept
 	// counts them in entries; transient lists the other entries, the ones
 	// an eviction drops.
-	keep      func(key []byte) bool
+	keep      func(key string) bool
 	kept      int
 	transient []*entry
 }
@@ -82,7 +82,7 @@ type Tx struct {
 // Keep must be a pure function of the key (it is asked once per key when
 // the key first enters the cache) and cheap.
 type Keeper interface {
-	Keep(key []byte) bool
+	Keep(key string) bool
 }
 
 // growAt is the size at which a Tx's entries map is remade at its full
@@ -236,14 +236,17 @@ func (tx *Tx) insert(e *entry) {
 // entry (see Keeper) is allocated on its own, so that it does not hold a
 // slab of dropped entries in memory for as long as it lives.
 func (tx *Tx) newEntry(key []byte) *entry {
-	if tx.keep != nil && tx.keep(key) {
+	// keep is given the entry's own copy of the key: given key, a func value
+	// would move every caller's stack buffer for keys (joinKey) to the heap.
+	k := string(key)
+	if tx.keep != nil && tx.keep(k) {
 		tx.kept++
-		return &entry{key: string(key), kept: true}
+		return &entry{key: k, kept: true}
 	}
 	if len(tx.slab) == cap(tx.slab) {
 		tx.slab = make([]entry, 0, entrySlab)
 	}
-	tx.slab = append(tx.slab, entry{key: string(key)})
+	tx.slab = append(tx.slab, entry{key: k})
 	e := &tx.slab[len(tx.slab)-1]
 	if tx.keep != nil {
 		tx.transient = append(tx.transient, e)
