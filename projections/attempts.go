@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"strings"
 	"time"
 
 	"github.com/ansinh/ansinh/domain"
@@ -66,11 +67,34 @@ func (e *Event) derive() {
 	}
 	d := &e.derived
 	if d.payment, d.isPayment = paymentChange(de); d.isPayment {
-		d.payment.stream = d.payment.ref.Obligation.Stream()
+		d.payment.stream = obligationStream(e.StreamID, d.payment.ref.Obligation)
 	}
 	// In int64 dong: the same entry as disbursement.Postings, without its
 	// six or seven allocations on decimal.
 	d.postings, d.postingsErr = disbursement.PostingsDong(de, d.postingsBuf[:0])
+}
+
+// obligationStream is k.Stream(): the stream the event was read from
+// when that is its name (the ledger appends an attempt's events to its
+// obligation's stream), which saves building the name again, an
+// allocation per payment event.
+func obligationStream(streamID string, k disbursement.ObligationKey) string {
+	rest, ok := strings.CutPrefix(streamID, disbursement.PaymentStreamPrefix)
+	for _, part := range [...]string{k.CitizenID, "-", k.Program, "-", k.Period.String()} {
+		if !ok {
+			break
+		}
+		rest, ok = strings.CutPrefix(rest, part)
+	}
+	if ok && k.TopUp != "" {
+		if rest, ok = strings.CutPrefix(rest, "-topup-"); ok {
+			rest, ok = strings.CutPrefix(rest, k.TopUp)
+		}
+	}
+	if ok && rest == "" {
+		return streamID
+	}
+	return k.Stream()
 }
 
 // payment is the attempt a payment event changes; false for other events.

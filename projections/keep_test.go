@@ -6,6 +6,8 @@ import (
 	"maps"
 	"testing"
 
+	"github.com/ansinh/ansinh/domain"
+	"github.com/ansinh/ansinh/domain/disbursement"
 	"github.com/ansinh/ansinh/ledger"
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -151,6 +153,37 @@ func TestReadModelsAgreeWhateverTheCache(t *testing.T) {
 			if !maps.Equal(got[name], w) {
 				t.Errorf("%s: %s differs from the replay with the default cache (%d keys, want %d)", c.name, name, len(got[name]), len(w))
 			}
+		}
+	}
+}
+
+// TestObligationStreamIsTheStreamName: the stream an attempt's events are
+// read from stands for the obligation's stream name only when it is that
+// name, top-up or not; anything else gets the name built from the key.
+func TestObligationStreamIsTheStreamName(t *testing.T) {
+	k := disbursement.ObligationKey{CitizenID: "001085012345", Program: "SOCIAL_MONTHLY", Period: domain.Period{Year: 2024, Month: 1}}
+	topUp := k
+	topUp.TopUp = "corr-7"
+	for _, c := range []struct {
+		stream string
+		key    disbursement.ObligationKey
+	}{
+		{k.Stream(), k},
+		{topUp.Stream(), topUp},
+		{k.Stream(), topUp},
+		{topUp.Stream(), k},
+		{k.Stream() + "-", k},
+		{"payment-001085012345-SOCIAL_MONTHLY-2024-02", k},
+		{"payment-001085012346-SOCIAL_MONTHLY-2024-01", k},
+		{"payout-run-1", k},
+		{"", k},
+	} {
+		got := obligationStream(c.stream, c.key)
+		if got != c.key.Stream() {
+			t.Errorf("obligationStream(%q, %v) = %q, want %q", c.stream, c.key, got, c.key.Stream())
+		}
+		if n := testing.AllocsPerRun(10, func() { obligationStream(c.stream, c.key) }); c.stream == c.key.Stream() && n != 0 {
+			t.Errorf("obligationStream(%q) allocates %v times, want 0", c.stream, n)
 		}
 	}
 }
