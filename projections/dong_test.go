@@ -181,3 +181,32 @@ func TestAccountSumsStoredAsAccounts(t *testing.T) {
 		t.Error("unsorted accounts were read")
 	}
 }
+
+// TestApplyKeepsKeyBuffersOnTheStack: the read models build keys in stack
+// buffers (joinKey) and pass them to Load and Put, which copy what they
+// keep; if anything on that path let the key escape, every call would
+// allocate its buffer (160 bytes) on the heap, as a change once did for
+// millions of events a rebuild. The books applying a posting to accounts
+// already in the Tx's cache allocate nothing at all.
+func TestApplyKeepsKeyBuffersOnTheStack(t *testing.T) {
+	db, err := OpenDB("", DBOptions{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ev := &Event{data: disbursement.RecoveryRaised{CitizenID: "001150000001", Program: "P", Correction: "C1",
+		Amount: domain.VNDAmount(150_000)}}
+	ev.derive()
+	tx := newTx(db.pdb, []byte("books/1/"))
+	tx.keep = func(string) bool { return false } // the Keeper path too
+	if err := (booksProjection{}).Apply(tx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if err := (booksProjection{}).Apply(tx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("books.Apply allocates %v times a posting already cached, want 0", n)
+	}
+}
