@@ -189,7 +189,7 @@ func (a *accountSums) UnmarshalBinary(b []byte) error {
 	}
 	*a = make(accountSums, 0, n)
 	for range n {
-		s := accountSum{account: disbursement.Account(r.str()), sum: r.dong()}
+		s := accountSum{account: r.account(), sum: r.dong()}
 		if k := len(*a); k > 0 && (*a)[k-1].account >= s.account && r.err == nil {
 			return fmt.Errorf("stored accounts are not sorted: %s after %s", s.account, (*a)[k-1].account)
 		}

@@ -126,6 +126,25 @@ func (r *binReader) str() string {
 	return s
 }
 
+// account reads what str writes, sharing the name of a known account
+// instead of allocating it: a person's account sums, decoded when read back
+// from disk, hold four or five of them, and the kept ones stay in memory.
+func (r *binReader) account() disbursement.Account {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail()
+		return ""
+	}
+	b := r.b[:n]
+	r.b = r.b[n:]
+	for _, a := range disbursement.Accounts {
+		if string(b) == string(a) {
+			return a
+		}
+	}
+	return disbursement.Account(b)
+}
+
 func (r *binReader) boolean() bool {
 	if len(r.b) == 0 {
 		r.fail()
@@ -312,7 +331,7 @@ func (a *accounts) UnmarshalBinary(b []byte) error {
 	}
 	*a = make(accounts, n)
 	for range n {
-		name := disbursement.Account(r.str())
+		name := r.account()
 		(*a)[name] = r.money()
 	}
 	return r.finish()

@@ -3,6 +3,7 @@ package projections
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/shopspring/decimal"
@@ -208,5 +209,36 @@ func TestApplyKeepsKeyBuffersOnTheStack(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("books.Apply allocates %v times a posting already cached, want 0", n)
+	}
+}
+
+// TestAccountNamesSharedWhenRead: account sums read back from disk share
+// the names of the known accounts rather than allocating each, and keep an
+// unknown one as written.
+func TestAccountNamesSharedWhenRead(t *testing.T) {
+	sums := accountSums{}
+	for _, a := range append(slices.Clone(disbursement.Accounts), "some_future_account") {
+		if err := sums.add(a, 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := sums.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back accountSums
+	if err := back.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(back, sums) {
+		t.Fatalf("read back %v, want %v", back, sums)
+	}
+	var acc accounts
+	if err := acc.UnmarshalBinary(b); err != nil || len(acc) != len(sums) || acc["some_future_account"].IsZero() {
+		t.Fatalf("as accounts: %v, %v", acc, err)
+	}
+	// One allocation: the slice. None per known name; one for the unknown.
+	if n := testing.AllocsPerRun(50, func() { _ = back.UnmarshalBinary(b) }); n != 2 {
+		t.Errorf("UnmarshalBinary allocates %v times, want 2 (the slice and the unknown name)", n)
 	}
 }
