@@ -41,8 +41,8 @@ type Options struct {
 	CacheKeys int
 	// KeptKeys bounds, for a projection that is a Keeper, the keys it keeps
 	// in memory besides those CacheKeys bounds: past it, they are dropped
-	// too. Default 500,000 (a person's account sums at Hanoi scale, 300,000
-	// people, take about 100 MB).
+	// too. Default 500,000 (the balances keep a person's account sums: about
+	// 80 MB for Hanoi's 300,000 people).
 	KeptKeys int
 	// RetryDelay is the pause before reading again after the store failed.
 	// Default 1s.
