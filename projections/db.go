@@ -43,13 +43,34 @@ type DBOptions struct {
 	InMemory bool
 	// CacheBytes is Pebble's block cache. Default 64 MiB.
 	CacheBytes int64
-	// MemTableBytes is one Pebble memtable. Default 64 MiB: a rebuild writes
-	// in large batches, and a batch larger than half a memtable is flushed on
-	// its own, which is slower.
+	// MemTableBytes is one Pebble memtable. Default 128 MiB (see
+	// defaultMemTableBytes).
 	MemTableBytes uint64
 	// Logger receives Pebble's own messages; nil discards them.
 	Logger *slog.Logger
 }
+
+// defaultMemTableBytes is the memtable a rebuild writes into. A rebuild
+// writes every projection's state in random order of citizen ID, in batches
+// of up to the runner's BatchKeys, and a batch larger than half a memtable
+// is flushed on its own. With 64 MiB memtables a rebuild of the Hanoi-scale
+// log (10.1M events) flushed 102 times for 2.9 GB written, many of the
+// tables small and each one spanning the whole key space, so every L0 ->
+// Lbase compaction rewrote most of Lbase for a little new data: compactions
+// were a third of the rebuild's CPU. With 128 MiB it flushes 33 times, the
+// L0 compactions take in more at once, Pebble writes 5.4 GB of tables
+// instead of 6.2 GB, compactions take a quarter less CPU (27-28 s instead
+// of 36-37 s) and the rebuild 9.4 instead of 10.6-10.8 CPU-µs per event
+// (docs/BENCHMARKS.md, BenchmarkReadModelsRebuild). Once compacted a
+// database has the same shape either way: BenchmarkBalanceQuery over read
+// models of 1.1M events cost 92-98 CPU-µs a query against 100-103.
+//
+// The cost is memory while writing fast: Pebble starts a memtable at
+// 256 KiB and doubles it up to this size, so an idle or lightly written
+// database stays small, and a rebuild holds at most two full memtables
+// (Pebble's MemTableStopWritesThreshold default), 256 MiB instead of 128.
+// 256 MiB memtables alone saved no more CPU, within the noise.
+const defaultMemTableBytes = 128 << 20
 
 // OpenDB opens (or creates) the projections database in dir. With
 // opts.InMemory, dir is ignored.
@@ -58,23 +79,15 @@ func OpenDB(dir string, opts DBOptions) (*DB, error) {
 		opts.CacheBytes = 64 << 20
 	}
 	if opts.MemTableBytes == 0 {
-		opts.MemTableBytes = 64 << 20
+		opts.MemTableBytes = defaultMemTableBytes
 	}
 	if opts.CacheBytes < 0 || opts.MemTableBytes < 1<<20 {
 		return nil, fmt.Errorf("projections: CacheBytes %d must be positive and MemTableBytes %d at least 1 MiB", opts.CacheBytes, opts.MemTableBytes)
 	}
-	po := &pebble.Options{
-		MemTableSize: opts.MemTableBytes,
-		Logger:       pebbleLogger{opts.Logger},
-	}
+	po := pebbleOptions(opts)
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref() // the DB holds its own reference
 	po.Cache = cache
-	for i := range po.Levels {
-		// Queries and Apply do point reads of keys that mostly exist, but
-		// a rebuild's Apply looks up many keys that do not exist yet.
-		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
 	if opts.InMemory {
 		po.FS = vfs.NewMem()
 		dir = ""
@@ -92,6 +105,43 @@ func OpenDB(dir string, opts DBOptions) (*DB, error) {
 		return nil, fmt.Errorf("projections: open %s: %w", dir, err)
 	}
 	return &DB{pdb: pdb}, nil
+}
+
+// pebbleOptions are the Pebble settings of the projections database, less
+// the cache and the file system. Everything not set here is Pebble's
+// default, on purpose, after measuring the alternatives on a Hanoi-scale
+// rebuild (BenchmarkReadModelsRebuild, 10.1M events, in CPU-µs per event):
+//
+//   - Compression stays snappy and the format major version stays Pebble's
+//     minimum (row-oriented tables). The event store's MinLZ needs table
+//     format v6, whose blocks are columnar; with it a rebuild cost 11.5
+//     instead of 10.9, the columnar blocks costing more to write and merge
+//     than MinLZ saves, and the tables were 9% larger. No compression
+//     writes tables four times as large (214 MB against 49 MB after a
+//     1.1M-event rebuild) for no CPU saved.
+//   - L0CompactionThreshold stays 4. 8 or 16 saved a further 3% and 7%,
+//     but a database at rest keeps up to threshold-1 sublevels in L0 and
+//     every query's iterator merges each of them.
+//   - LBaseMaxBytes 256 MiB saved about 2%, within the noise, for an
+//     Lbase as large as L6 (more space held by overwritten versions).
+//   - CompactionConcurrencyRange stays Pebble's (1, 1), not measured: on
+//     two cores a second compaction would only take CPU from the rebuild.
+//     Machines with more cores may gain from a higher upper bound.
+//
+// None of these settings is persisted in a way that stops an existing
+// database from opening: a database written with the earlier options opens
+// and reads with these (TestOpensDatabaseOfEarlierOptions).
+func pebbleOptions(opts DBOptions) *pebble.Options {
+	po := &pebble.Options{
+		MemTableSize: opts.MemTableBytes,
+		Logger:       pebbleLogger{opts.Logger},
+	}
+	for i := range po.Levels {
+		// Queries and Apply do point reads of keys that mostly exist, but
+		// a rebuild's Apply looks up many keys that do not exist yet.
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	return po
 }
 
 // Close closes the database.
