@@ -11,6 +11,7 @@ import (
 
 	"github.com/ansinh/ansinh/eventstore"
 	espebble "github.com/ansinh/ansinh/eventstore/pebble"
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
 )
 
@@ -223,4 +224,20 @@ func waitFor(t testing.TB, w Waiter, pos eventstore.Position) {
 	if err := w.WaitFor(ctx, pos); err != nil {
 		t.Fatalf("WaitFor %s: %v", pos, err)
 	}
+}
+
+// commitTx writes tx's changes to db as the runner's commit does, then
+// tells tx they are committed with the cache bounds given (0, 0: the cache
+// is dropped).
+func commitTx(t testing.TB, db *DB, tx *Tx, cacheMax, keptMax int) {
+	t.Helper()
+	b := db.pdb.NewBatch()
+	defer b.Close()
+	if _, err := tx.writeTo(b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	tx.committed(cacheMax, keptMax)
 }

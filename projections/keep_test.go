@@ -9,7 +9,6 @@ import (
 	"github.com/ansinh/ansinh/domain"
 	"github.com/ansinh/ansinh/domain/disbursement"
 	"github.com/ansinh/ansinh/ledger"
-	"github.com/cockroachdb/pebble/v2"
 )
 
 // TestTxKeepsWhatItsKeeperKeeps: when the cache is over its bound, a Tx
@@ -23,18 +22,7 @@ func TestTxKeepsWhatItsKeeperKeeps(t *testing.T) {
 	keep := func(key string) bool { return key[0] == 'k' }
 	tx := newTx(rd, []byte("test/1/"))
 	tx.keep = keep
-	commit := func(cacheMax, keptMax int) {
-		t.Helper()
-		b := db.pdb.NewBatch()
-		defer b.Close()
-		if _, err := tx.writeTo(b, nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Commit(pebble.NoSync); err != nil {
-			t.Fatal(err)
-		}
-		tx.committed(cacheMax, keptMax)
-	}
+	commit := func(cacheMax, keptMax int) { t.Helper(); commitTx(t, db, tx, cacheMax, keptMax) }
 	get := func(key, want string) {
 		t.Helper()
 		v, found, err := tx.Get([]byte(key))

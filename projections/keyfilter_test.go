@@ -114,18 +114,7 @@ func TestTxFilterKnowsEveryKeyItWrote(t *testing.T) {
 	if err := tx.startEmpty(); err != nil {
 		t.Fatal(err)
 	}
-	commit := func() {
-		t.Helper()
-		b := db.pdb.NewBatch()
-		defer b.Close()
-		if _, err := tx.writeTo(b, nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Commit(pebble.NoSync); err != nil {
-			t.Fatal(err)
-		}
-		tx.committed(0, 0) // drops the cache: the filter must answer
-	}
+	commit := func() { t.Helper(); commitTx(t, db, tx, 0, 0) } // drops the cache: the filter must answer
 	for round := range 3 {
 		for i := range 300 {
 			key := fmt.Appendf(nil, "k%03d", i)

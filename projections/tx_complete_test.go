@@ -17,18 +17,7 @@ func TestTxCompleteSkipsOnlyWhatCannotExist(t *testing.T) {
 	}
 	defer db.Close()
 	prefix := []byte("test/1/")
-	commit := func(tx *Tx, cacheMax int) {
-		t.Helper()
-		b := db.pdb.NewBatch()
-		defer b.Close()
-		if _, err := tx.writeTo(b, nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Commit(pebble.NoSync); err != nil {
-			t.Fatal(err)
-		}
-		tx.committed(cacheMax, 0)
-	}
+	commit := func(tx *Tx, cacheMax int) { t.Helper(); commitTx(t, db, tx, cacheMax, 0) }
 	get := func(tx *Tx, key string) bool {
 		t.Helper()
 		_, found, err := tx.Get([]byte(key))

@@ -100,3 +100,32 @@ func Str(rng *rand.Rand, plain bool) string {
 	}
 	return sb.String()
 }
+
+// BenchDecode runs two benchmarks of decoding e as codec encodes it:
+// "<type>/codec" (the codec, so the canonical decoder when it accepts) and
+// "<type>/encoding-json" (encoding/json into a new value of e's type), so
+// that the event packages' decode benchmarks compare the same two things.
+func BenchDecode(b *testing.B, codec *domain.Codec, e domain.Event) {
+	b.Helper()
+	typ, data, err := codec.Encode(e)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run(typ+"/codec", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := codec.Decode(typ, data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run(typ+"/encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		v := reflect.New(reflect.TypeOf(e)).Interface()
+		for b.Loop() {
+			if err := json.Unmarshal(data, v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -2,7 +2,6 @@ package disbursement
 
 import (
 	"encoding/json"
-	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -233,35 +232,6 @@ func BenchmarkDecodePaymentEvents(b *testing.B) {
 		PaymentReleased{AttemptRef: ref, Method: MethodBank, Net: m},
 		PaymentSettled{AttemptRef: ref, Method: MethodBank, Net: m, Reference: "FT000000123", SettledAt: at},
 	} {
-		typ, data, err := codec.Encode(e)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(fmt.Sprintf("%s/codec", typ), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := codec.Decode(typ, data); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(fmt.Sprintf("%s/encoding-json", typ), func(b *testing.B) {
-			b.ReportAllocs()
-			c := canonCases[slicesIndex(typ)]
-			for b.Loop() {
-				if _, err := c.slow(data); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+		canontest.BenchDecode(b, codec, e)
 	}
-}
-
-func slicesIndex(typ string) int {
-	for i, c := range canonCases {
-		if c.name == typ {
-			return i
-		}
-	}
-	panic(typ)
 }

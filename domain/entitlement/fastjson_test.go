@@ -90,26 +90,6 @@ func BenchmarkDecodeEntitlementGranted(b *testing.B) {
 	codec := domain.NewCodec()
 	RegisterEvents(codec)
 	c := decimal.RequireFromString("1.5")
-	typ, data, err := codec.Encode(EntitlementGranted{CitizenID: "001050000001", EntitlementID: "E-001050000001-SOCIAL_MONTHLY",
+	canontest.BenchDecode(b, codec, EntitlementGranted{CitizenID: "001050000001", EntitlementID: "E-001050000001-SOCIAL_MONTHLY",
 		Program: "SOCIAL_MONTHLY", Kind: Monthly, Start: domain.MustPeriod("2024-01"), Coefficient: &c})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Run(typ+"/codec", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := codec.Decode(typ, data); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run(typ+"/encoding-json", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			var e EntitlementGranted
-			if err := json.Unmarshal(data, &e); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
 }

@@ -118,26 +118,6 @@ func BenchmarkDecodeRegistryEvents(b *testing.B) {
 			Category: Categories[0]},
 		BankAccountLinked{CitizenID: cid, BankAccount: BankAccount{BankCode: "VCB", AccountNumber: "0011001234567", HolderName: "NGUYEN VAN AN", Holder: HolderBeneficiary}},
 	} {
-		typ, data, err := codec.Encode(e)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(typ+"/codec", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := codec.Decode(typ, data); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(typ+"/encoding-json", func(b *testing.B) {
-			b.ReportAllocs()
-			v := reflect.New(reflect.TypeOf(e)).Interface()
-			for b.Loop() {
-				if err := json.Unmarshal(data, v); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+		canontest.BenchDecode(b, codec, e)
 	}
 }
