@@ -59,8 +59,10 @@ type Tx struct {
 	// cheaper than hashing it again.
 	last *entry
 	// sizeHint is the number of keys entries is expected to reach (the
-	// runner's CacheKeys): see insert.
+	// runner's CacheKeys): see insert. sized: entries was made at that size
+	// (clearing a map keeps its room, so once is enough).
 	sizeHint int
+	sized    bool
 	// keep, when the projection is a Keeper, tells the keys whose values
 	// stay in memory when the cache is over its bound (see Keeper). kept
 	// counts them in entries; transient lists the other entries, the ones
@@ -220,12 +222,12 @@ func (tx *Tx) entry(key []byte) *entry {
 
 // insert adds a new entry to entries and makes it the last one used.
 func (tx *Tx) insert(e *entry) {
-	if len(tx.entries) == growAt && tx.sizeHint > 2*growAt {
+	if len(tx.entries) == growAt && tx.sizeHint > 2*growAt && !tx.sized {
 		m := make(map[string]*entry, tx.sizeHint)
 		for k, v := range tx.entries {
 			m[k] = v
 		}
-		tx.entries = m
+		tx.entries, tx.sized = m, true
 	}
 	tx.entries[e.key] = e
 	tx.last = e

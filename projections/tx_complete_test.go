@@ -2,6 +2,7 @@ package projections
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -124,5 +125,17 @@ func TestTxRegrowKeepsEveryEntry(t *testing.T) {
 	}
 	if int(batch.Count()) != n {
 		t.Fatalf("commit holds %d keys, want %d", batch.Count(), n)
+	}
+
+	// Once made at its size, the map is kept through the cache's resets
+	// (clear keeps its room) rather than made again each time it refills.
+	m := tx.entries
+	tx.markClean()
+	tx.reset()
+	for i := 0; i < 2*growAt; i++ {
+		tx.Set([]byte(fmt.Sprintf("again%06d", i)), nil)
+	}
+	if reflect.ValueOf(tx.entries).UnsafePointer() != reflect.ValueOf(m).UnsafePointer() {
+		t.Error("the map was made again after a reset")
 	}
 }
