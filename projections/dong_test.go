@@ -190,11 +190,7 @@ func TestAccountSumsStoredAsAccounts(t *testing.T) {
 // millions of events a rebuild. The books applying a posting to accounts
 // already in the Tx's cache allocate nothing at all.
 func TestApplyKeepsKeyBuffersOnTheStack(t *testing.T) {
-	db, err := OpenDB("", DBOptions{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openMemDB(t)
 	ev := &Event{data: disbursement.RecoveryRaised{CitizenID: "001150000001", Program: "P", Correction: "C1",
 		Amount: domain.VNDAmount(150_000)}}
 	ev.derive()
