@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -23,30 +24,90 @@ var ErrRebuildInProgress = errors.New("projections: a rebuild of this projection
 // after the new generation was handed to Run, the switch still happens;
 // Rebuild just stops waiting for it.
 func (r *Runner) Rebuild(ctx context.Context, name string) error {
-	s, ok := r.byName[name]
-	if !ok {
-		return fmt.Errorf("projections: no projection named %s", name)
+	return r.RebuildAll(ctx, []string{name})[0]
+}
+
+// RebuildAll rebuilds the named projections as Rebuild does, in one pass
+// over the log: the log is read and decoded once for all of them, and they
+// apply it in parallel, as a Replay does. A rebuild of the five read models
+// one after the other read and decoded the log five times (`ansinh
+// rebuild` at Hanoi scale, ten million events: 137 s, against 59 s in one
+// pass). The price is memory: every new generation's batch and cache at
+// once.
+//
+// It returns one error per name, nil for each projection switched over. A
+// projection that fails on an event keeps its serving generation and the
+// others go on.
+func (r *Runner) RebuildAll(ctx context.Context, names []string) []error {
+	errs := make([]error, len(names))
+	var (
+		ms    []*member
+		slots []*slot
+		at    []int // ms[j] is the rebuild of names[at[j]]
+	)
+	for i, name := range names {
+		s, ok := r.byName[name]
+		if !ok {
+			errs[i] = fmt.Errorf("projections: no projection named %s", name)
+			continue
+		}
+		if slices.Contains(slots, s) {
+			errs[i] = ErrRebuildInProgress // named twice
+			continue
+		}
+		m, err := r.startBuilding(s)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		ms, slots, at = append(ms, m), append(slots, s), append(at, i)
 	}
-	m, err := r.startBuilding(s)
-	if err != nil {
-		return err
+	if len(ms) == 0 {
+		return errs
 	}
-	if err := r.catchUpAlone(ctx, m); err != nil {
-		r.abandon(s, m)
-		return err
+	abandonAll := func(err error) []error {
+		for j, m := range ms {
+			r.abandon(slots[j], m)
+			errs[at[j]] = err
+		}
+		return errs
 	}
-	select {
-	case r.adopt <- m:
-	case <-ctx.Done():
-		r.abandon(s, m)
-		return ctx.Err()
+	// The new generations are empty: their Tx need not ask Pebble for the
+	// keys they have not written (Tx.complete, Tx.written).
+	for _, m := range ms {
+		if err := m.tx.startEmpty(); err != nil {
+			return abandonAll(err)
+		}
 	}
-	select {
-	case err := <-m.switched:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+	// Up to the head as it was when the last page was read; a projection
+	// that fails is left with its failure and the others go on.
+	if err := r.replay(ctx, ms, Until{}, false); err != nil {
+		return abandonAll(err)
 	}
+	var handed []int
+	for j, m := range ms {
+		if m.failure != nil {
+			r.abandon(slots[j], m)
+			errs[at[j]] = m.failure
+			continue
+		}
+		select {
+		case r.adopt <- m:
+			handed = append(handed, j)
+		case <-ctx.Done():
+			r.abandon(slots[j], m)
+			errs[at[j]] = ctx.Err()
+		}
+	}
+	for _, j := range handed {
+		select {
+		case err := <-ms[j].switched:
+			errs[at[j]] = err
+		case <-ctx.Done():
+			errs[at[j]] = ctx.Err()
+		}
+	}
+	return errs
 }
 
 func (r *Runner) startBuilding(s *slot) (*member, error) {
@@ -75,50 +136,6 @@ func (r *Runner) startBuilding(s *slot) (*member, error) {
 	}
 	s.meta, s.building = nm, m
 	return m, nil
-}
-
-// catchUpAlone applies the log to a new generation, on the caller's
-// goroutine, up to the head as it was when the last page was read.
-func (r *Runner) catchUpAlone(ctx context.Context, m *member) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ms := []*member{m}
-	// The new generation is empty: its Tx need not ask Pebble for the keys
-	// it has not written (Tx.complete, Tx.written).
-	if err := m.tx.startEmpty(); err != nil {
-		return err
-	}
-	f := r.startFeed(ctx, m.applied.Position, false)
-	c := committer{r: r}
-	// Whatever ends the catch-up, the commit in flight ends first.
-	defer c.close()
-	n := 0
-	for {
-		var it feedItem
-		select {
-		case it = <-f.pages:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if it.err != nil {
-			return it.err
-		}
-		if !it.atHead {
-			n += r.applyAll(ms, it.events)
-		}
-		if m.failure != nil {
-			return m.failure
-		}
-		if it.atHead || n >= r.opts.BatchEvents || m.tx.Dirty() >= r.opts.BatchKeys {
-			if err := c.commit(ms, it.atHead); err != nil {
-				return err
-			}
-			n = 0
-		}
-		if it.atHead {
-			return nil
-		}
-	}
 }
 
 // abandon drops a generation that will not be switched to.

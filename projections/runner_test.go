@@ -600,3 +600,66 @@ func countKeys(t testing.TB, db *DB, prefix []byte) int {
 	}
 	return n
 }
+
+// TestRebuildAllInOnePass: RebuildAll rebuilds several projections in one
+// pass over the log while events keep arriving. The ones that succeed are
+// switched to a new generation holding exactly the state of the serving
+// one (the counters agree with the log); the one that fails keeps its
+// serving generation and leaves no keys behind; an unknown name and a name
+// given twice are refused without stopping the others.
+func TestRebuildAllInOnePass(t *testing.T) {
+	store := openStore(t)
+	db := openMemDB(t)
+	ctx := context.Background()
+	head := appendEvents(t, store, threeStreams, 0, 2000, 10)
+	a, b := newCounter("a"), newCounter("b")
+	c := &flaky{counter: newCounter("c")}
+	c.failAt.Store(-1)
+	r, err := NewRunner(db, store, []Projection{a, b, c}, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runRunner(t, r)
+	waitFor(t, r, head)
+
+	done := make(chan eventstore.Position)
+	go func() { done <- appendEvents(t, store, threeStreams, 2000, 1000, 10) }()
+	c.failAt.Store(700) // only a new generation meets event 700 again
+	errs := r.RebuildAll(ctx, []string{"a", "b", "c", "nope", "a"})
+	head = <-done
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("RebuildAll: a %v, b %v; want both switched", errs[0], errs[1])
+	}
+	var f *Failure
+	if !errors.As(errs[2], &f) || f.Position.Commit != 701 {
+		t.Errorf("c: %v, want its failure at 701", errs[2])
+	}
+	if errs[3] == nil || !errors.Is(errs[4], ErrRebuildInProgress) {
+		t.Errorf("unknown name: %v; name given twice: %v", errs[3], errs[4])
+	}
+	waitFor(t, r, head)
+	lag, err := r.Lag(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gens := map[string]uint64{}
+	for _, st := range lag.Projections {
+		gens[st.Name] = st.Generation
+		if st.Rebuild != nil || st.Failure != nil || st.Position != head {
+			t.Errorf("%s after RebuildAll: %+v", st.Name, st)
+		}
+	}
+	if gens["a"] != 2 || gens["b"] != 2 || gens["c"] != 1 {
+		t.Errorf("generations %v, want a and b at 2, c at 1", gens)
+	}
+	if n := countKeys(t, db, statePrefix("c", 2)); n != 0 {
+		t.Errorf("the failed generation left %d keys", n)
+	}
+	v := r.View()
+	defer v.Close()
+	for _, name := range []string{"a", "b", "c"} {
+		if got, want := readTally(t, v, name), wantTally(3000); got != want {
+			t.Errorf("%s = %+v, want %+v", name, got, want)
+		}
+	}
+}
