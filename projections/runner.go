@@ -281,6 +281,15 @@ func (r *Runner) newMember(p Projection, g generation, ck checkpoint) *member {
 	}
 }
 
+// logHasEvents reports whether the log holds an event; false too if the
+// store cannot say (the live loop then reads it as before). Without this
+// check, a catch-up from the start of an empty log would end at once and
+// start again, for ever.
+func (r *Runner) logHasEvents(ctx context.Context) bool {
+	head, err := r.store.Head(ctx)
+	return err == nil && !head.IsStart()
+}
+
 // errRestart ends one pass of the Run loop so that the next one reads the
 // log from the new lowest checkpoint.
 var errRestart = errors.New("restart")
@@ -352,6 +361,26 @@ func (r *Runner) runPass(ctx context.Context) error {
 		if m.applied.Position.Compare(from) < 0 {
 			from = m.applied.Position
 		}
+	}
+	if from.IsStart() && r.logHasEvents(ctx) {
+		// A read model starts from nothing (the first start after an
+		// import, a new version): catch up as a rebuild does, the log read
+		// once and applied by every read model on its own goroutine, the
+		// commits overlapped with the apply, and the new generations' Tx
+		// answering missing keys from memory; then follow live from the
+		// next pass. Page by page with the read models in step, as below,
+		// took half as long again at Hanoi scale.
+		for _, m := range members {
+			if m.applied.Position.IsStart() {
+				if err := m.tx.startEmpty(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := r.replay(ctx, members, Until{}, false); err != nil {
+			return err
+		}
+		return errRestart
 	}
 	feedCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

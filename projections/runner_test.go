@@ -663,3 +663,64 @@ func TestRebuildAllInOnePass(t *testing.T) {
 		}
 	}
 }
+
+// TestRunCatchesUpFromNothingThenFollows: read models that start from
+// nothing catch up as a rebuild does (RebuildAll's pass) and then follow
+// live writes; on an empty log the Run loop goes live at once instead of
+// starting that catch-up again and again.
+func TestRunCatchesUpFromNothingThenFollows(t *testing.T) {
+	ctx := context.Background()
+	live := func(r *Runner) bool {
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if lag, err := r.Lag(ctx); err == nil && lag.Live {
+				return true
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return false
+	}
+
+	empty := openStore(t)
+	r, err := NewRunner(openMemDB(t), empty, []Projection{newCounter("c")}, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runRunner(t, r)
+	if !live(r) {
+		t.Fatal("the Run loop never went live on an empty log")
+	}
+	head := appendEvents(t, empty, threeStreams, 0, 300, 10)
+	waitFor(t, r, head)
+	v := r.View()
+	if got := readTally(t, v, "c"); got != wantTally(300) {
+		t.Errorf("after following from an empty log: %+v, want %+v", got, wantTally(300))
+	}
+	v.Close()
+
+	store := openStore(t)
+	head = appendEvents(t, store, threeStreams, 0, 3000, 10)
+	r, err = NewRunner(openMemDB(t), store, []Projection{newCounter("a"), newCounter("b")}, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runRunner(t, r)
+	waitFor(t, r, head)
+	if !live(r) {
+		t.Fatal("the Run loop never went live after catching up")
+	}
+	for _, m := range r.liveMembers() {
+		if m.tx.written == nil { // only a catch-up from nothing starts one
+			t.Errorf("%s did not catch up as a rebuild does", m.name)
+		}
+	}
+	head = appendEvents(t, store, threeStreams, 3000, 500, 10)
+	waitFor(t, r, head)
+	v = r.View()
+	defer v.Close()
+	for _, name := range []string{"a", "b"} {
+		if got := readTally(t, v, name); got != wantTally(3500) {
+			t.Errorf("%s = %+v, want %+v", name, got, wantTally(3500))
+		}
+	}
+}
