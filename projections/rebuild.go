@@ -65,24 +65,14 @@ func (r *Runner) RebuildAll(ctx context.Context, names []string) []error {
 	if len(ms) == 0 {
 		return errs
 	}
-	abandonAll := func(err error) []error {
+	// Up to the head as it was when the last page was read; a projection
+	// that fails is left with its failure and the others go on.
+	if err := r.replay(ctx, ms, Until{}, false); err != nil {
 		for j, m := range ms {
 			r.abandon(slots[j], m)
 			errs[at[j]] = err
 		}
 		return errs
-	}
-	// The new generations are empty: their Tx need not ask Pebble for the
-	// keys they have not written (Tx.complete, Tx.written).
-	for _, m := range ms {
-		if err := m.tx.startEmpty(); err != nil {
-			return abandonAll(err)
-		}
-	}
-	// Up to the head as it was when the last page was read; a projection
-	// that fails is left with its failure and the others go on.
-	if err := r.replay(ctx, ms, Until{}, false); err != nil {
-		return abandonAll(err)
 	}
 	var handed []int
 	for j, m := range ms {

@@ -46,9 +46,6 @@ func Replay(ctx context.Context, store eventstore.Store, db *DB, projs []Project
 		if !m.applied.Position.IsStart() {
 			return nil, fmt.Errorf("projections: replay into a database that already holds %s", m.name)
 		}
-		if err := m.tx.startEmpty(); err != nil {
-			return nil, err
-		}
 	}
 	defer raiseGCPercent(ReplayGCPercent)()
 	if err := r.replay(ctx, ms, until, true); err != nil {
@@ -61,6 +58,16 @@ func Replay(ctx context.Context, store eventstore.Store, db *DB, projs []Project
 // projection that fails ends the replay with its failure; without, it is
 // left stopped (see member.failure) and the others go on.
 func (r *Runner) replay(ctx context.Context, ms []*member, until Until, stopOnFailure bool) error {
+	// A member with nothing applied yet normally has an empty generation:
+	// its Tx need not ask Pebble for the keys it has not written
+	// (Tx.complete, Tx.written; startEmpty checks that it is empty).
+	for _, m := range ms {
+		if m.applied.Position.IsStart() {
+			if err := m.tx.startEmpty(); err != nil {
+				return err
+			}
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	f := r.startFeed(ctx, eventstore.Start, false)

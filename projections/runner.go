@@ -370,13 +370,6 @@ func (r *Runner) runPass(ctx context.Context) error {
 		// answering missing keys from memory; then follow live from the
 		// next pass. Page by page with the read models in step, as below,
 		// took half as long again at Hanoi scale.
-		for _, m := range members {
-			if m.applied.Position.IsStart() {
-				if err := m.tx.startEmpty(); err != nil {
-					return err
-				}
-			}
-		}
 		if err := r.replay(ctx, members, Until{}, false); err != nil {
 			return err
 		}
