@@ -115,28 +115,25 @@ func (r *binReader) varint() int64 {
 	return v
 }
 
-func (r *binReader) str() string {
+func (r *binReader) str() string { return string(r.raw()) }
+
+// raw reads what str writes, as bytes valid until r's input changes.
+func (r *binReader) raw() []byte {
 	n := r.uvarint()
 	if n > uint64(len(r.b)) {
 		r.fail()
-		return ""
+		return nil
 	}
-	s := string(r.b[:n])
+	b := r.b[:n]
 	r.b = r.b[n:]
-	return s
+	return b
 }
 
 // account reads what str writes, sharing the name of a known account
 // instead of allocating it: a person's account sums, decoded when read back
 // from disk, hold four or five of them, and the kept ones stay in memory.
 func (r *binReader) account() disbursement.Account {
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.fail()
-		return ""
-	}
-	b := r.b[:n]
-	r.b = r.b[n:]
+	b := r.raw()
 	for _, a := range disbursement.Accounts {
 		if string(b) == string(a) {
 			return a
