@@ -48,20 +48,10 @@ func dateOf(b []byte) (Date, bool) {
 	if len(b) != 10 || b[4] != '-' || b[7] != '-' {
 		return Date{}, false
 	}
-	var n [3]int // year, month, day
-	field := 0
-	for i, c := range b {
-		switch {
-		case i == 4 || i == 7:
-			field++
-		case c < '0' || c > '9':
-			return Date{}, false
-		default:
-			n[field] = n[field]*10 + int(c-'0')
-		}
-	}
-	y, m, d := n[0], n[1], n[2]
-	if y < MinDateYear || y > MaxDateYear || m < 1 || m > 12 || d < 1 || d > daysIn(time.Month(m), y) {
+	y, ok1 := digits(b[:4])
+	m, ok2 := digits(b[5:7])
+	d, ok3 := digits(b[8:])
+	if !ok1 || !ok2 || !ok3 || y < MinDateYear || y > MaxDateYear || m < 1 || m > 12 || d < 1 || d > daysIn(time.Month(m), y) {
 		return Date{}, false
 	}
 	return Date{Year: y, Month: time.Month(m), Day: d}, true

@@ -53,22 +53,25 @@ func periodOf(b []byte) (Period, bool) {
 	if len(b) != 7 || b[4] != '-' {
 		return Period{}, false
 	}
-	var y, m int
-	for i, c := range b {
-		switch {
-		case i == 4:
-		case c < '0' || c > '9':
-			return Period{}, false
-		case i < 4:
-			y = y*10 + int(c-'0')
-		default:
-			m = m*10 + int(c-'0')
-		}
-	}
-	if m < 1 || m > 12 || y < MinPeriodYear || y > MaxPeriodYear {
+	y, ok1 := digits(b[:4])
+	m, ok2 := digits(b[5:])
+	if !ok1 || !ok2 || m < 1 || m > 12 || y < MinPeriodYear || y > MaxPeriodYear {
 		return Period{}, false
 	}
 	return Period{Year: y, Month: time.Month(m)}, true
+}
+
+// digits is the number b writes in ASCII digits only (a few of them), or
+// false.
+func digits(b []byte) (int, bool) {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 // MustPeriod is ParsePeriod for literals in code and tests.
