@@ -51,14 +51,14 @@ func TestTxKeepsWhatItsKeeperKeeps(t *testing.T) {
 		t.Fatalf("%d Pebble reads for dropped keys, want 10", rd.gets)
 	}
 
-	// evictClean (a commit in flight is not there to care for) keeps what
+	// evict between commits (a commit in flight is not there to care for) keeps what
 	// is dirty, kept or not.
 	tx.markClean()
 	tx.Set([]byte("t0"), []byte("transient 0, changed"))
 	tx.Set([]byte("k0"), []byte("kept 0, changed"))
-	tx.evictClean(0, 100)
+	tx.evict(0, 100)
 	if len(tx.entries) != 11 {
-		t.Fatalf("%d entries after evictClean, want the 10 kept and 1 dirty transient", len(tx.entries))
+		t.Fatalf("%d entries after evict, want the 10 kept and 1 dirty transient", len(tx.entries))
 	}
 	commit(100, 100)
 	gets := rd.gets

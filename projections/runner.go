@@ -727,7 +727,7 @@ func (r *Runner) finishCommit(p *pendingCommit) {
 // The members' Tx must not ask Pebble for a key whose latest value is in
 // the commit in flight: every such key is dirty in the cache when the
 // commit is encoded, and the cache drops only clean entries, only when no
-// commit is in flight (Tx.evictClean). A member that fails while a commit
+// commit is in flight (Tx.evict). A member that fails while a commit
 // is in flight goes back to that commit's checkpoint (member.inflight).
 type committer struct {
 	r        *Runner
@@ -743,7 +743,7 @@ func (c *committer) commit(ms []*member, last bool) error {
 	}
 	r := c.r
 	for _, m := range ms {
-		m.tx.evictClean(r.opts.CacheKeys, r.opts.KeptKeys)
+		m.tx.evict(r.opts.CacheKeys, r.opts.KeptKeys)
 	}
 	p, err := r.prepareCommit(ms, &c.spares)
 	if p == nil {

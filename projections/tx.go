@@ -353,15 +353,11 @@ func (tx *Tx) markClean() {
 	tx.dirty = tx.dirty[:0]
 }
 
-// evictClean drops the clean entries if the cache holds more than
-// cacheMax keys besides the kept ones, as committed does but keeping what
-// is dirty: the caller has no commit in flight, so every clean entry is on
-// disk.
-func (tx *Tx) evictClean(cacheMax, keptMax int) { tx.evict(cacheMax, keptMax) }
-
 // evict drops the clean entries if the cache holds more than cacheMax keys
 // besides the kept ones: all of them if the kept ones are more than
-// keptMax, the others only if not. Dirty entries always stay.
+// keptMax, the others only if not. Dirty entries always stay. The caller
+// must have no commit in flight (committed, or the committer between
+// commits), so that every clean entry is on disk.
 func (tx *Tx) evict(cacheMax, keptMax int) {
 	if len(tx.entries)-tx.kept <= cacheMax {
 		return
