@@ -97,7 +97,9 @@ func TestBalancesKeepOnlyAccountSums(t *testing.T) {
 // TestReadModelsAgreeWhateverTheCache: the read models come out byte for
 // byte the same from a ledger's log whether their values stay in memory
 // across commits, are dropped at every commit of a few events, or are
-// dropped but for the kept ones (Keeper).
+// dropped but for the kept ones (Keeper); and whether the feed's pages are
+// new or reused (feed.recycle: under -race, a page reused while a read model
+// still read it would be reported).
 func TestReadModelsAgreeWhateverTheCache(t *testing.T) {
 	store, n := buildLedgerLog(t, 40, 3)
 	defer store.Close()
@@ -132,6 +134,7 @@ func TestReadModelsAgreeWhateverTheCache(t *testing.T) {
 		{"dropped at every commit", Options{BatchEvents: 37, CacheKeys: 1, KeptKeys: 1}, false},
 		{"dropped but for the kept", Options{BatchEvents: 37, CacheKeys: 1}, true},
 		{"kept ones over their bound now and then", Options{BatchEvents: 37, CacheKeys: 3, KeptKeys: 30}, false},
+		{"pages of five events, reused after each commit", Options{PageEvents: 5, BatchEvents: 37}, false},
 	} {
 		got, kept := stateOf(c.opts)
 		if c.keptSome && kept == 0 {
@@ -173,5 +176,23 @@ func TestObligationStreamIsTheStreamName(t *testing.T) {
 		if n := testing.AllocsPerRun(10, func() { obligationStream(c.stream, c.key) }); c.stream == c.key.Stream() && n != 0 {
 			t.Errorf("obligationStream(%q) allocates %v times, want 0", c.stream, n)
 		}
+	}
+}
+
+// TestFeedReusesRecycledPages: a page handed back is decoded into again
+// when it is large enough; a smaller one is not used, and the free list
+// takes no more than its bound.
+func TestFeedReusesRecycledPages(t *testing.T) {
+	f := &feed{free: make(chan []Event, 2)}
+	a := f.page(8)
+	f.recycle([][]Event{a, make([]Event, 2), make([]Event, 8)}) // the third does not fit
+	if got := f.page(5); &got[0] != &a[0] || len(got) != 5 {
+		t.Errorf("page(5) after recycling a page of 8: a new page, want the recycled one")
+	}
+	if got := f.page(5); cap(got) < 5 {
+		t.Errorf("page(5) with a recycled page of 2: cap %d", cap(got))
+	}
+	if len(f.free) != 0 {
+		t.Errorf("%d pages left in the free list, want 0", len(f.free))
 	}
 }

@@ -87,6 +87,9 @@ func (r *Runner) replay(ctx context.Context, ms []*member, until Until, stopOnFa
 		return nil
 	}
 	n := 0
+	// sent is the pages handed to the workers since the last sync, given
+	// back to the feed after the next one.
+	var sent [][]Event
 	for {
 		var it feedItem
 		select {
@@ -107,6 +110,7 @@ func (r *Runner) replay(ctx context.Context, ms []*member, until Until, stopOnFa
 		if len(events) > 0 {
 			w.send(events)
 			n += len(events)
+			sent = append(sent, it.events)
 		}
 		if stopOnFailure && w.failed.Load() {
 			w.sync()
@@ -114,6 +118,9 @@ func (r *Runner) replay(ctx context.Context, ms []*member, until Until, stopOnFa
 		}
 		if done || n >= r.opts.BatchEvents || w.keys() >= r.opts.BatchKeys {
 			w.sync()
+			f.recycle(sent)
+			clear(sent)
+			sent = sent[:0]
 			if err := failed(); err != nil {
 				return err
 			}
