@@ -12,11 +12,11 @@ import (
 // the filter's growth; keys never added are mostly (99% here) not.
 func TestKeyFilterHasNoFalseNegatives(t *testing.T) {
 	f := newKeyFilter()
-	const n = 300_000 // grows the filter to three parts
+	const n = 300_000 // grows the filter to three parts (65,536 + 131,072 + 262,144 keys)
 	for i := range n {
 		f.add(fmt.Sprintf("o/payment-%012d-SOCIAL_MONTHLY-2024-01", i))
 		if i%3 == 0 {
-			f.add(fmt.Sprintf("o/payment-%012d-SOCIAL_MONTHLY-2024-01", i)) // again: counted once
+			f.add(fmt.Sprintf("o/payment-%012d-SOCIAL_MONTHLY-2024-01", i)) // again: counted twice, 400,000 adds
 		}
 	}
 	if len(f.parts) != 3 {
@@ -102,8 +102,9 @@ func TestTxAfterCacheDropAsksPebbleOnlyForWrittenKeys(t *testing.T) {
 // TestTxFilterKnowsEveryKeyItWrote: however a key came to be written (set
 // blind, or read first as missing, or read back from Pebble after the cache
 // was dropped), and however often, once written it is never answered as
-// missing from the filter; a key read as missing and written is added to
-// the filter without asking it first (addNew).
+// missing from the filter. A key read first is added once; a key written
+// blind after the cache was dropped is added again without asking the
+// filter (keyFilter.add), which costs a count, not an answer.
 func TestTxFilterKnowsEveryKeyItWrote(t *testing.T) {
 	db, err := OpenDB("", DBOptions{InMemory: true})
 	if err != nil {
@@ -135,7 +136,9 @@ func TestTxFilterKnowsEveryKeyItWrote(t *testing.T) {
 			}
 		}
 	}
-	if n := tx.written.parts[0].n; n != 300 {
-		t.Errorf("the filter counted %d keys, want 300 (each once)", n)
+	// 300 in the first round; then in each of the two others the 100 keys
+	// written blind again, while the 200 read back from Pebble are known.
+	if n := tx.written.parts[0].n; n != 500 {
+		t.Errorf("the filter counted %d adds, want 500", n)
 	}
 }

@@ -104,20 +104,10 @@ type entry struct {
 	exists bool
 	dirty  bool
 	kept   bool // see Keeper
-	// filtered is what is known of key in the Tx's written filter, so that
-	// a commit adds a key to it without first asking it about the key
-	// (which tests every part of the filter, a cache miss each: 5% of a
-	// rebuild's CPU at ten million events) when the answer is known.
-	filtered filterState
+	// inFilter: the Tx's written filter has key (or answers as if it had,
+	// a false positive), so a commit need not add it again.
+	inFilter bool
 }
-
-type filterState uint8
-
-const (
-	filterUnknown filterState = iota // created by a write: may have been written before
-	filterAbsent                     // the filter said the key was never written
-	filterPresent                    // on disk or added since: the filter has it
-)
 
 func newTx(db pebble.Reader, prefix []byte) *Tx {
 	return &Tx{db: db, prefix: prefix, entries: make(map[string]*entry)}
@@ -269,13 +259,12 @@ func (tx *Tx) lookup(key []byte) (*entry, error) {
 	if tx.complete || (tx.written != nil && !tx.written.mayHave(key)) {
 		// complete: the keyspace was empty and nothing was dropped since,
 		// so a key missing from entries was never written either.
-		e.filtered = filterAbsent
 		tx.insert(e)
 		return e, nil
 	}
 	// Whatever Pebble answers, the filter has the key or answers as if it
 	// had (a false positive): adding it again would change nothing.
-	e.filtered = filterPresent
+	e.inFilter = true
 	tx.keyBuf = append(append(tx.keyBuf[:0], tx.prefix...), key...)
 	v, closer, err := tx.db.Get(tx.keyBuf)
 	switch {
@@ -319,15 +308,11 @@ func (tx *Tx) writeTo(b *pebble.Batch, buf []byte) ([]byte, error) {
 		if err := b.Set(key, v, nil); err != nil {
 			return buf, err
 		}
-		if tx.written != nil && e.filtered != filterPresent {
+		if tx.written != nil && !e.inFilter {
 			// Before the commit: if it fails, the filter only claims a key
 			// that may exist and does not, which costs a Get.
-			if e.filtered == filterAbsent {
-				tx.written.addNew(k)
-			} else {
-				tx.written.add(k)
-			}
-			e.filtered = filterPresent
+			tx.written.add(k)
+			e.inFilter = true
 		}
 	}
 	return buf, nil
