@@ -107,14 +107,14 @@ func applyBeneficiary(tx *Tx, cid string, e interface{ EventType() string }) err
 		words = nil // folding a name is the costly part: only when it changed
 	}
 	oldIdx, _ := oldShape.entries(words)
-	for k := range oldIdx {
-		if _, keep := newIdx[k]; !keep {
-			tx.Delete([]byte(k))
+	for _, o := range oldIdx {
+		if _, keep := newIdx.find(o.key); !keep {
+			tx.Delete([]byte(o.key))
 		}
 	}
-	for k, v := range newIdx {
-		if old, ok := oldIdx[k]; !ok || old != v {
-			tx.Set([]byte(k), []byte(v))
+	for _, n := range newIdx {
+		if old, ok := oldIdx.find(n.key); !ok || old != n.value {
+			tx.Set([]byte(n.key), []byte(n.value))
 		}
 	}
 	tx.Put(key, rec)
@@ -177,25 +177,43 @@ func shapeOf(b *Beneficiary) indexShape {
 		info: filterInfo{b.Address.DistrictCode, b.Address.WardCode, string(b.Category), beneficiaryStatus(b), b.BankAccount != nil}}
 }
 
-// entries lists the index entries of the shape, folding its name into
-// words unless words (of the same name) are given; it returns the words
-// too.
-func (sh indexShape) entries(words []string) (map[string]string, []string) {
+// indexEntries are a beneficiary's entries in the search index, a handful
+// (four and one a word of the name): a slice searched end to end, where a
+// map cost more to build than the index writes it decides (a registration
+// adds them all).
+type indexEntries []indexEntry
+
+type indexEntry struct{ key, value string }
+
+func (es indexEntries) find(key string) (value string, found bool) {
+	for _, e := range es {
+		if e.key == key {
+			return e.value, true
+		}
+	}
+	return "", false
+}
+
+// entries lists the index entries of the shape, each key once, folding its
+// name into words unless words (of the same name) are given; it returns
+// the words too.
+func (sh indexShape) entries(words []string) (indexEntries, []string) {
 	if !sh.registered {
 		return nil, nil
-	}
-	v := sh.info.encode()
-	idx := map[string]string{
-		"c/" + sh.cid: v,
-		"d/" + sh.info.district + "\x00" + sh.cid: v,
-		"w/" + sh.info.ward + "\x00" + sh.cid:     v,
-		"k/" + sh.info.category + "\x00" + sh.cid: v,
 	}
 	if words == nil {
 		words = strings.Fields(registry.NameKey(sh.name))
 	}
+	v := sh.info.encode()
+	idx := make(indexEntries, 0, 4+maxIndexedWords)
+	idx = append(idx,
+		indexEntry{"c/" + sh.cid, v},
+		indexEntry{"d/" + sh.info.district + "\x00" + sh.cid, v},
+		indexEntry{"w/" + sh.info.ward + "\x00" + sh.cid, v},
+		indexEntry{"k/" + sh.info.category + "\x00" + sh.cid, v})
 	for i := range min(len(words), maxIndexedWords) {
-		idx["n/"+strings.Join(words[i:], " ")+"\x00"+sh.cid] = v
+		// The suffixes of the words are distinct keys: each is shorter.
+		idx = append(idx, indexEntry{"n/" + strings.Join(words[i:], " ") + "\x00" + sh.cid, v})
 	}
 	return idx, words
 }

@@ -62,7 +62,14 @@ func TestRegistryIndexFollowsRecord(t *testing.T) {
 		if err != nil || !found {
 			t.Fatal(found, err)
 		}
-		want, _ := shapeOf(&rec.Beneficiary).entries(nil)
+		entries, _ := shapeOf(&rec.Beneficiary).entries(nil)
+		want := map[string]string{}
+		for _, e := range entries {
+			if _, dup := want[e.key]; dup {
+				t.Fatalf("person %d: index key %q listed twice", person, e.key)
+			}
+			want[e.key] = e.value
+		}
 		got := map[string]string{}
 		for k, e := range tx.entries {
 			if e.exists && !strings.HasPrefix(k, "b/") {
