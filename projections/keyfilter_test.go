@@ -9,7 +9,7 @@ import (
 )
 
 // TestKeyFilterHasNoFalseNegatives: every key added is reported, across
-// the filter's growth; keys never added are mostly (99% here) not.
+// the filter's growth; keys never added are almost all (99.8% here) not.
 func TestKeyFilterHasNoFalseNegatives(t *testing.T) {
 	f := newKeyFilter()
 	const n = 300_000 // grows the filter to three parts (65,536 + 131,072 + 262,144 keys)
@@ -33,8 +33,8 @@ func TestKeyFilterHasNoFalseNegatives(t *testing.T) {
 			fp++
 		}
 	}
-	if fp > n/100 {
-		t.Errorf("%d false positives in %d keys never added, want at most 1%%", fp, n)
+	if fp > n/500 { // 66 (0.02%) with 16 bits a key and 8 probes
+		t.Errorf("%d false positives in %d keys never added, want at most 0.2%%", fp, n)
 	}
 }
 
