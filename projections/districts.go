@@ -228,7 +228,7 @@ func countPerson(tx *Tx, p *person, sign int) error {
 	return nil
 }
 
-func applyObligation(tx *Tx, ch attemptChange) error {
+func applyObligation(tx *Tx, ch *attemptChange) error {
 	var kb [keyBytes]byte
 	key := joinKey(kb[:0], "o/", ch.stream)
 	o, found, err := Load[obligationState](tx, key)

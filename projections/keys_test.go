@@ -22,7 +22,7 @@ func TestKeysBuiltInBuffers(t *testing.T) {
 	}
 	ch := attemptChange{ref: disbursement.AttemptRef{Attempt: 258, RunID: "R-1", PaymentID: "P-9"}, stream: "payment-001050000001-SOCIAL_MONTHLY-2024-01"}
 	var kb [4]byte // too small: the key is still right
-	got := string(appendRunLineKey(kb[:0], ch))
+	got := string(appendRunLineKey(kb[:0], &ch))
 	want := "r/R-1/P-9/payment-001050000001-SOCIAL_MONTHLY-2024-01/\x00\x00\x01\x02"
 	if got != want {
 		t.Errorf("run line key %q, want %q", got, want)

@@ -166,7 +166,7 @@ func appendAttemptKey(b []byte, stream string, attempt int) []byte {
 	return binary.BigEndian.AppendUint32(joinKey(b, "a/", stream, "/"), uint32(attempt))
 }
 
-func appendRunLineKey(b []byte, ch attemptChange) []byte {
+func appendRunLineKey(b []byte, ch *attemptChange) []byte {
 	ref := ch.ref
 	return binary.BigEndian.AppendUint32(joinKey(b, "r/", ref.RunID, "/", ref.PaymentID, "/", ch.stream, "/"), uint32(ref.Attempt))
 }
@@ -273,7 +273,7 @@ func (s *paymentState) setAmounts() error {
 	return nil
 }
 
-func applyAttempt(tx *Tx, ev *Event, ch attemptChange) error {
+func applyAttempt(tx *Tx, ev *Event, ch *attemptChange) error {
 	var kb [keyBytes]byte
 	key := appendAttemptKey(kb[:0], ch.stream, ch.ref.Attempt)
 	var row *paymentState
