@@ -39,7 +39,9 @@ import (
 // restart benchmark opens) there between runs. ANSINH_BENCH_CACHE_MIB sizes
 // the read models' block cache (default 64 MiB); ANSINH_BENCH_BATCH_EVENTS,
 // ANSINH_BENCH_BATCH_KEYS, ANSINH_BENCH_CACHE_KEYS, ANSINH_BENCH_KEPT_KEYS and
-// ANSINH_BENCH_PAGE_EVENTS the runner's bounds in the rebuild benchmark.
+// ANSINH_BENCH_PAGE_EVENTS the runner's bounds in the rebuild benchmark;
+// ANSINH_BENCH_PEBBLE_METRICS=1 logs the read models' Pebble metrics after
+// the rebuild (with -test.v).
 
 func benchInt(b *testing.B, name string, def int) int {
 	if s := os.Getenv(name); s != "" {
@@ -281,6 +283,11 @@ func rebuildInto(b *testing.B, store eventstore.Store, dir string, n int) {
 		b.Fatal(err)
 	}
 	elapsed := time.Since(start)
+	if os.Getenv("ANSINH_BENCH_PEBBLE_METRICS") == "1" {
+		// What Pebble wrote: the WAL's bytes are the commits' bytes,
+		// "written" per level the flushes' and the compactions' tables.
+		b.Log(db.pdb.Metrics().String())
+	}
 	if got := r.Position().Commit; got != uint64(n) {
 		b.Fatalf("replayed to %d, want %d", got, n)
 	}
