@@ -18,7 +18,7 @@ import (
 //
 // Keys:
 //
-//	b/<citizen ID>                     the record (Beneficiary, JSON)
+//	b/<citizen ID>                     the record (Beneficiary, binary: regcodec.go)
 //	catalogue                          the programs and base levels
 //	c/<citizen ID>                     index of registered beneficiaries
 //	n/<name suffix>\x00<citizen ID>    one per word of the name (see below)
@@ -43,12 +43,13 @@ const maxIndexedWords = 8
 type registryProjection struct{}
 
 func (registryProjection) Name() string { return registryName }
-func (registryProjection) Version() int { return 1 }
 
+// Version 2 stores the record in the binary encoding (regcodec.go) instead
+// of JSON: the new version makes the runner replay the registry into it.
+func (registryProjection) Version() int { return 2 }
+
+// regRecord is the stored record, encoded by regcodec.go.
 type regRecord struct{ Beneficiary }
-
-func (r *regRecord) AppendBinary(b []byte) ([]byte, error) { return appendJSON(b, &r.Beneficiary) }
-func (r *regRecord) UnmarshalBinary(b []byte) error        { return jsonUnmarshal(b, &r.Beneficiary) }
 
 var catalogueKey = []byte("catalogue")
 
