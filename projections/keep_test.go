@@ -179,15 +179,18 @@ func TestObligationStreamIsTheStreamName(t *testing.T) {
 	}
 }
 
-// TestFeedReusesRecycledPages: a page handed back is decoded into again
-// when it is large enough; a smaller one is not used, and the free list
-// takes no more than its bound.
+// TestFeedReusesRecycledPages: a page handed back is cleared and decoded
+// into again when it is large enough; a smaller one is not used, and the
+// free list takes no more than its bound.
 func TestFeedReusesRecycledPages(t *testing.T) {
 	f := &feed{free: make(chan []Event, 2)}
 	a := f.page(8)
+	a[3].Type, a[3].data = "PaymentIssued", "decoded"
 	f.recycle([][]Event{a, make([]Event, 2), make([]Event, 8)}) // the third does not fit
 	if got := f.page(5); &got[0] != &a[0] || len(got) != 5 {
 		t.Errorf("page(5) after recycling a page of 8: a new page, want the recycled one")
+	} else if got[3].Type != "" || got[3].data != nil {
+		t.Errorf("a recycled page still holds its events (%q, %v): it keeps their data alive", got[3].Type, got[3].data)
 	}
 	if got := f.page(5); cap(got) < 5 {
 		t.Errorf("page(5) with a recycled page of 2: cap %d", cap(got))
