@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ansinh/ansinh/eventstore"
 	"github.com/ansinh/ansinh/ledger"
 	"github.com/ansinh/ansinh/projections"
 )
@@ -25,6 +26,11 @@ one. Use it after an upgrade that fixes a read model, or when ansinh verify
 reports a read model that differs from a replay. Nothing in the event log
 changes. If a rebuild fails or is interrupted, the previous generation is
 kept.
+
+A read model that holds nothing (after an upgrade that changed its
+version, or an import) is replayed from the first event first, in the
+generation it has, named or not; the named read models that held
+something are rebuilt after that.
 
 It works offline on <data>/projections: stop the server first. With the
 embedded store the server holds the event store too; with EventStoreDB the
@@ -107,9 +113,12 @@ func rebuildCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	rb := &rebuilder{set: set, names: cfg.names, before: map[string]projections.Status{}, stderr: stderr,
-		total: eventsInLog(cfg.store, before.Head)}
+		total: eventsInLog(cfg.store, before.Head), head: before.Head}
 	for _, st := range before.Projections {
 		rb.before[st.Name] = st
+		if st.Applied == 0 && st.Failure == nil && !before.Head.IsStart() {
+			rb.fresh = append(rb.fresh, st.Name)
+		}
 	}
 	start := time.Now()
 	results := rb.run(ctx)
@@ -131,6 +140,17 @@ type rebuilder struct {
 	before map[string]projections.Status
 	stderr io.Writer
 	total  int64 // events in the log when known, for the progress
+	head   eventstore.Position
+	// fresh are the read models, named or not, whose generation holds
+	// nothing while the log does: their version changed (an upgrade; the
+	// runner started them again from zero when it opened them) or nothing
+	// has caught them up since an import. The Run loop replays them from
+	// the first event as soon as it starts, and that is their rebuild;
+	// rebuilding them beside it read the whole log a second time (the
+	// registry after the upgrade to its version 2, at Hanoi scale: 34 s
+	// instead of 19). caught holds how each ended.
+	fresh  []string
+	caught map[string]error
 }
 
 // run rebuilds the named read models in one pass over the log
@@ -146,7 +166,103 @@ func (rb *rebuilder) run(ctx context.Context) []error {
 	runDone := make(chan error, 1)
 	go func() { runDone <- rb.set.Run(runCtx) }()
 
-	prog := newProgress(rb.stderr, isTerminal(rb.stderr), time.Now, "rebuild "+strings.Join(rb.names, ", "), "events", rb.total, rb.total)
+	results := make([]error, len(rb.names))
+	var rest []string // the named read models that need a rebuild of their own
+	if len(rb.fresh) > 0 {
+		var runErr error
+		rb.caught, runErr = rb.catchUp(ctx, runDone)
+		if runErr != nil {
+			stopRun()
+			for i, name := range rb.names {
+				results[i] = rb.caught[name]
+				if results[i] == nil {
+					results[i] = runErr
+				}
+			}
+			return append(results, fmt.Errorf("following the log: %w", runErr))
+		}
+	}
+	for i, name := range rb.names {
+		if err, ok := rb.caught[name]; ok {
+			results[i] = err
+		} else {
+			rest = append(rest, name)
+		}
+	}
+	if len(rest) > 0 {
+		rebuilt := rb.rebuild(ctx, rest)
+		for j, name := range rest {
+			results[slices.Index(rb.names, name)] = rebuilt[j]
+		}
+	}
+
+	stopRun()
+	if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {
+		results = append(results, fmt.Errorf("following the log: %w", err))
+	}
+	return results
+}
+
+// catchUp waits, showing the progress, until the Run loop has replayed
+// every fresh read model up to the head of the log as it was at the start
+// (or the read model failed: its failure is its result). A Run loop that
+// ends first returns its error.
+func (rb *rebuilder) catchUp(ctx context.Context, runDone <-chan error) (map[string]error, error) {
+	caught := map[string]error{}
+	prog := newProgress(rb.stderr, isTerminal(rb.stderr), time.Now, "catch up "+strings.Join(rb.fresh, ", ")+" from the first event", "events", rb.total, rb.total)
+	stopProg := prog.run(ctx)
+	defer func() { stopProg(); prog.finish() }()
+	t := time.NewTicker(progressDrawEvery)
+	defer t.Stop()
+	var shown int64
+	for {
+		lag, err := rb.set.Lag(ctx)
+		if err == nil {
+			least := int64(-1)
+			for _, st := range lag.Projections {
+				if !slices.Contains(rb.fresh, st.Name) {
+					continue
+				}
+				switch {
+				case st.Failure != nil:
+					caught[st.Name] = st.Failure
+				case st.Position.Compare(rb.head) >= 0:
+					caught[st.Name] = nil
+				}
+				if least < 0 || int64(st.Applied) < least {
+					least = int64(st.Applied)
+				}
+			}
+			if least > shown {
+				prog.add(least-shown, least-shown)
+				shown = least
+			}
+			if len(caught) == len(rb.fresh) {
+				return caught, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			for _, name := range rb.fresh {
+				if _, ok := caught[name]; !ok {
+					caught[name] = ctx.Err()
+				}
+			}
+			return caught, nil
+		case err := <-runDone:
+			if err == nil {
+				err = errors.New("stopped")
+			}
+			return caught, err
+		case <-t.C:
+		}
+	}
+}
+
+// rebuild rebuilds names in one pass (Runner.RebuildAll) and shows the
+// progress; one error per name.
+func (rb *rebuilder) rebuild(ctx context.Context, names []string) []error {
+	prog := newProgress(rb.stderr, isTerminal(rb.stderr), time.Now, "rebuild "+strings.Join(names, ", "), "events", rb.total, rb.total)
 	stopProg := prog.run(ctx)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var shown int64
@@ -159,35 +275,30 @@ func (rb *rebuilder) run(ctx context.Context) []error {
 			case <-watchCtx.Done():
 				return
 			case <-t.C:
-				rb.poll(watchCtx, prog, &shown)
+				rb.poll(watchCtx, names, prog, &shown)
 			}
 		}
 	})
-	results := rb.set.Runner().RebuildAll(ctx, rb.names)
+	results := rb.set.Runner().RebuildAll(ctx, names)
 	stopWatch()
 	watch.Wait()
-	rb.poll(context.WithoutCancel(ctx), prog, &shown) // the last count, after the switch
+	rb.poll(context.WithoutCancel(ctx), names, prog, &shown) // the last count, after the switch
 	stopProg()
 	prog.finish()
-
-	stopRun()
-	if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {
-		results = append(results, fmt.Errorf("following the log: %w", err))
-	}
 	return results
 }
 
 // poll moves the progress to the events the slowest of the rebuilds has
 // applied and committed: their checkpoints, which advance at each commit
 // of a batch.
-func (rb *rebuilder) poll(ctx context.Context, prog *progress, shown *int64) {
+func (rb *rebuilder) poll(ctx context.Context, names []string, prog *progress, shown *int64) {
 	lag, err := rb.set.Lag(ctx)
 	if err != nil {
 		return // the display waits for the next tick
 	}
 	applied := int64(-1)
 	for _, st := range lag.Projections {
-		if !slices.Contains(rb.names, st.Name) {
+		if !slices.Contains(names, st.Name) {
 			continue
 		}
 		var n int64
@@ -217,28 +328,50 @@ func (rb *rebuilder) report(stdout io.Writer, after projections.Lag, results []e
 	var failed []string
 	var firstErr error
 	var events uint64
+	var others []error // read models caught up without being named
 	for _, st := range after.Projections {
 		i := slices.Index(rb.names, st.Name)
-		if i < 0 {
+		caughtErr, caught := rb.caught[st.Name]
+		if i < 0 && !caught {
 			continue
 		}
 		old := rb.before[st.Name].Generation
-		result := "rebuilt"
-		if err := results[i]; err != nil {
-			result = "kept the previous generation: " + oneLine(err.Error())
-			failed = append(failed, st.Name)
-			if firstErr == nil {
-				firstErr = fmt.Errorf("rebuild of %s: %w", st.Name, err)
+		var result string
+		var err error
+		switch {
+		case i < 0: // not named, but it held nothing: the Run loop replayed it
+			result, err = "caught up from the first event (it held nothing)", caughtErr
+			if err != nil {
+				result = "stopped: " + oneLine(err.Error())
+				others = append(others, fmt.Errorf("catching up %s: %w", st.Name, err))
 			}
-		} else {
-			events = max(events, st.Applied)
+		case caught: // named, and it held nothing: replayed in its own generation
+			result, err = "rebuilt from the first event (it held nothing)", results[i]
+			if err != nil {
+				result = "stopped: " + oneLine(err.Error())
+			}
+		default:
+			result, err = "rebuilt", results[i]
+			if err != nil {
+				result = "kept the previous generation: " + oneLine(err.Error())
+			}
+		}
+		if i >= 0 {
+			if err != nil {
+				failed = append(failed, st.Name)
+				if firstErr == nil {
+					firstErr = fmt.Errorf("rebuild of %s: %w", st.Name, err)
+				}
+			} else {
+				events = max(events, st.Applied)
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%d -> %d\t%d\t%s\t%s\n", st.Name, old, st.Generation, st.Applied, st.Position, result)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	extra := errors.Join(results[len(rb.names):]...)
+	extra := errors.Join(append(others, results[len(rb.names):]...)...)
 	if firstErr != nil || extra != nil {
 		if firstErr == nil {
 			return extra

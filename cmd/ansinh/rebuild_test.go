@@ -260,3 +260,88 @@ func TestRebuildKeepsTheGenerationOfAFailedReadModel(t *testing.T) {
 		t.Errorf("generations %v, were %v", got, gens)
 	}
 }
+
+// setStoredVersion makes the read model name look written by another
+// version of its code, as after an upgrade that changed it: the next open
+// starts it again from zero.
+func setStoredVersion(t *testing.T, data, name string, version int) {
+	t.Helper()
+	db, err := projections.OpenDB(readModelsDir(storeConfig{data: data}), projections.DBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	key := []byte("m/" + name) // docs/projections.md: m/<name> -> JSON meta
+	v, closer, err := db.Pebble().Get(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta map[string]map[string]any
+	err = json.Unmarshal(v, &meta)
+	closer.Close()
+	if err != nil || meta["active"] == nil {
+		t.Fatalf("meta of %s: %s (%v)", name, v, err)
+	}
+	meta["active"]["version"] = version
+	if err := db.Pebble().Set(key, []byte(mustJSON(t, meta)), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// After an upgrade that changed a read model's version, the runner starts
+// it again from zero when it opens it, and the Run loop replays it from
+// the first event: that replay is its rebuild. rebuild does not build it a
+// second time beside it (which read the whole log twice): one progress,
+// "catch up", no "rebuild" pass, the read model in the generation the
+// version change started, with the same state and answers as before. A
+// read model that held nothing and was not named is caught up too, and
+// said so; the named ones that held something are rebuilt as usual.
+func TestRebuildAfterAVersionChangeReadsTheLogOnce(t *testing.T) {
+	d := newLedgerData(t)
+	set, done := openReadModelsForTest(t, d.data)
+	wantState, wantAnswers, gens := readModelState(t, set), answers(t, set, d), generations(t, set)
+	done()
+	events := strconv.FormatUint(d.head.Commit, 10)
+
+	setStoredVersion(t, d.data, "registry", 1000)
+	code, stdout, stderr := runCmd(t, nil, "rebuild", "--data", d.data, "--projection", "registry")
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr: %s", code, stdout, stderr)
+	}
+	g := strconv.FormatUint(gens["registry"]+1, 10) // the generation the version change started
+	if !containsLine(stdout, "registry ", g+" -> "+g, events, d.head.String(), "rebuilt from the first event (it held nothing)") {
+		t.Errorf("no line for the registry:\n%s", stdout)
+	}
+	if !containsLine(stderr, "catch up registry from the first event: "+events+" events in ") || strings.Contains(stderr, "rebuild registry") {
+		t.Errorf("want one pass, the catch-up, and no rebuild pass:\n%s", stderr)
+	}
+
+	// The registry changed version again; balances is named and held state.
+	setStoredVersion(t, d.data, "registry", 1001)
+	code, stdout, stderr = runCmd(t, nil, "rebuild", "--data", d.data, "--projection", "balances")
+	if code != exitOK || !strings.HasPrefix(lastLine(stdout), "rebuilt 1 read models from "+events+" events") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr: %s", code, stdout, stderr)
+	}
+	g = strconv.FormatUint(gens["registry"]+2, 10)
+	if !containsLine(stdout, "registry ", g+" -> "+g, events, "caught up from the first event (it held nothing)") ||
+		!containsLine(stdout, "balances ", strconv.FormatUint(gens["balances"], 10)+" -> "+strconv.FormatUint(gens["balances"]+1, 10), events, "rebuilt") {
+		t.Errorf("want the registry caught up and balances rebuilt:\n%s", stdout)
+	}
+	if !containsLine(stderr, "catch up registry from the first event: ") || !containsLine(stderr, "rebuild balances: "+events+" events in ") {
+		t.Errorf("want the catch-up, then the rebuild of balances:\n%s", stderr)
+	}
+
+	set, done = openReadModelsForTest(t, d.data)
+	defer done()
+	gotState, gotAnswers := readModelState(t, set), answers(t, set, d)
+	for _, name := range readModelNames() {
+		if !maps.Equal(gotState[name], wantState[name]) {
+			t.Errorf("%s: the state differs from before (%d keys, want %d)", name, len(gotState[name]), len(wantState[name]))
+		}
+	}
+	for q, want := range wantAnswers {
+		if gotAnswers[q] != want {
+			t.Errorf("%s:\n%s\nwant\n%s", q, gotAnswers[q], want)
+		}
+	}
+}
