@@ -148,7 +148,7 @@ type rebuilder struct {
 	// the first event as soon as it starts, and that is their rebuild;
 	// rebuilding them beside it read the whole log a second time (the
 	// registry after the upgrade to its version 2, at Hanoi scale: 34 s
-	// instead of 19). caught holds how each ended.
+	// instead of 22). caught holds how each ended.
 	fresh  []string
 	caught map[string]error
 }
