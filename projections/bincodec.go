@@ -95,9 +95,18 @@ func (r *binReader) fail() {
 	}
 }
 
+// The reader accepts each value in the one spelling the writer gives it,
+// and refuses any other (an overlong varint, a flag that is neither 0 nor
+// 1): what it decodes then encodes back to the same bytes, which verify's
+// byte comparison of a read model with a replay relies on (a value the live
+// projection read back from Pebble must encode as the replay's never-stored
+// one does), and a corrupt value fails instead of passing for another.
+
+// uvarint refuses an overlong varint (one that ends with a zero byte),
+// which would decode to the same number.
 func (r *binReader) uvarint() uint64 {
 	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
+	if n <= 0 || n > 1 && r.b[n-1] == 0 {
 		r.fail()
 		return 0
 	}
@@ -105,9 +114,10 @@ func (r *binReader) uvarint() uint64 {
 	return v
 }
 
+// varint: binary.Varint is Uvarint zig-zagged, so overlong the same way.
 func (r *binReader) varint() int64 {
 	v, n := binary.Varint(r.b)
-	if n <= 0 {
+	if n <= 0 || n > 1 && r.b[n-1] == 0 {
 		r.fail()
 		return 0
 	}
@@ -143,7 +153,7 @@ func (r *binReader) account() disbursement.Account {
 }
 
 func (r *binReader) boolean() bool {
-	if len(r.b) == 0 {
+	if len(r.b) == 0 || r.b[0] > 1 {
 		r.fail()
 		return false
 	}

@@ -79,3 +79,53 @@ func TestPaymentStateStoredAsPaymentRow(t *testing.T) {
 		t.Error("half a dong accepted")
 	}
 }
+
+// TestBinReaderTakesOneSpellingOnly: the reader refuses an overlong varint
+// and a flag other than 0 or 1, which would decode to what the writer
+// spells otherwise (verify compares stored bytes with a replay's); the
+// writer's own spellings read back. A payment row whose first length is
+// overlong is refused whole.
+func TestBinReaderTakesOneSpellingOnly(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		b    []byte
+		read func(r *binReader) any
+		want any // nil: refused
+	}{
+		{"uvarint", []byte{0x0c}, func(r *binReader) any { return r.uvarint() }, uint64(12)},
+		{"uvarint of two bytes", []byte{0x80, 0x01}, func(r *binReader) any { return r.uvarint() }, uint64(128)},
+		{"zero", []byte{0x00}, func(r *binReader) any { return r.uvarint() }, uint64(0)},
+		{"overlong uvarint", []byte{0x8c, 0x00}, func(r *binReader) any { return r.uvarint() }, nil},
+		{"overlong varint", []byte{0x81, 0x80, 0x00}, func(r *binReader) any { return r.varint() }, nil},
+		{"varint", []byte{0x03}, func(r *binReader) any { return r.varint() }, int64(-2)},
+		{"true", []byte{1}, func(r *binReader) any { return r.boolean() }, true},
+		{"false", []byte{0}, func(r *binReader) any { return r.boolean() }, false},
+		{"a flag of 2", []byte{2}, func(r *binReader) any { return r.boolean() }, nil},
+	} {
+		r := binReader{b: c.b}
+		got := c.read(&r)
+		if err := r.finish(); c.want == nil {
+			if err == nil {
+				t.Errorf("%s (% x): read as %v, want refused", c.name, c.b, got)
+			}
+		} else if err != nil || got != c.want {
+			t.Errorf("%s (% x): %v, %v; want %v", c.name, c.b, got, err, c.want)
+		}
+	}
+	row := PaymentRow{Obligation: disbursement.ObligationKey{CitizenID: "001030000000", Program: "SOCIAL_MONTHLY"}, RunID: "R1", PaymentID: "P1"}
+	b, err := row.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[1] != 12 { // after the format byte, the citizen ID's length
+		t.Fatalf("unexpected encoding % x", b[:4])
+	}
+	overlong := append([]byte{b[0], 12 | 0x80, 0x00}, b[2:]...)
+	var back PaymentRow
+	if err := back.UnmarshalBinary(overlong); err == nil {
+		t.Errorf("a payment row with an overlong length read back as %+v", back)
+	}
+	if err := back.UnmarshalBinary(b); err != nil || back.PaymentID != "P1" {
+		t.Errorf("the row as written: %+v, %v", back, err)
+	}
+}

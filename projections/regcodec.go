@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math/big"
 	"time"
@@ -306,54 +305,19 @@ func (w *binWriter) optMoney(m *domain.Money) {
 	w.canonical(c)
 }
 
-// recReader reads a record as binReader does, but accepts each value in
-// its one spelling only (see above), and takes every string from one
-// copy of the input, s, instead of allocating each: a record holds some
-// thirty strings, and the copy is what a record's strings would take
-// anyway.
+// recReader reads a record as binReader does (each value in its one
+// spelling only), and takes every string from one copy of the input, s,
+// instead of allocating each: a record holds some thirty strings, and the
+// copy is what a record's strings would take anyway.
 type recReader struct {
 	binReader
 	s string // the whole input; r.b is its tail
 }
 
-// canonUvarint is binReader.uvarint refusing an overlong varint (one
-// that ends with a zero byte), which would decode to the same number.
-func (r *recReader) canonUvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 || n > 1 && r.b[n-1] == 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-// canonVarint: binary.Varint is Uvarint zig-zagged, so overlong the same
-// way.
-func (r *recReader) canonVarint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 || n > 1 && r.b[n-1] == 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *recReader) canonBool() bool {
-	if len(r.b) == 0 || r.b[0] > 1 {
-		r.fail()
-		return false
-	}
-	v := r.b[0] == 1
-	r.b = r.b[1:]
-	return v
-}
-
 // count reads a number of elements, each at least one byte long, so it
 // cannot be more than the bytes left: a corrupt count does not allocate.
 func (r *recReader) count() int {
-	n := r.canonUvarint()
+	n := r.uvarint()
 	if n > uint64(len(r.b)) {
 		r.fail()
 		return 0
@@ -361,32 +325,15 @@ func (r *recReader) count() int {
 	return int(n)
 }
 
-// bytes reads what binWriter.str writes, as a slice of the input.
-func (r *recReader) bytes() []byte {
-	n := r.canonUvarint()
-	if n > uint64(len(r.b)) {
-		r.fail()
-		return nil
-	}
-	b := r.b[:n]
-	r.b = r.b[n:]
-	return b
-}
-
 // text reads what binWriter.str writes, as a part of r.s.
 func (r *recReader) text() string {
-	n := r.canonUvarint()
-	if n > uint64(len(r.b)) {
-		r.fail()
-		return ""
-	}
-	at := len(r.s) - len(r.b)
-	r.b = r.b[n:]
-	return r.s[at : at+int(n)]
+	b := r.raw()
+	at := len(r.s) - len(r.b) - len(b)
+	return r.s[at : at+len(b)]
 }
 
 func (r *recReader) date() OptDate {
-	v := r.canonUvarint()
+	v := r.uvarint()
 	if v>>9 > maxStoredYear {
 		r.fail()
 		return OptDate{}
@@ -400,7 +347,7 @@ func (r *recReader) date() OptDate {
 }
 
 func (r *recReader) optPeriod() OptPeriod {
-	v := r.canonUvarint()
+	v := r.uvarint()
 	if v == 0 {
 		return OptPeriod{}
 	}
@@ -417,17 +364,17 @@ func (r *recReader) optPeriod() OptPeriod {
 func (r *recReader) decimalAfter(kind uint64) decimal.Decimal {
 	switch kind {
 	case decimalSmall:
-		v := r.canonVarint()
-		scale := r.canonUvarint()
+		v := r.varint()
+		scale := r.uvarint()
 		if scale > maxStoredScale || scale > 0 && v%10 == 0 {
 			r.fail()
 			return decimal.Decimal{}
 		}
 		return decimal.New(v, int32(-int64(scale)))
 	case decimalBig:
-		neg := r.canonBool()
-		mag := r.bytes()
-		scale := r.canonUvarint()
+		neg := r.boolean()
+		mag := r.raw()
+		scale := r.uvarint()
 		if len(mag) == 0 || mag[0] == 0 || scale > maxStoredScale {
 			r.fail()
 			return decimal.Decimal{}
@@ -447,7 +394,7 @@ func (r *recReader) decimalAfter(kind uint64) decimal.Decimal {
 }
 
 func (r *recReader) optDecimal() *decimal.Decimal {
-	kind := r.canonUvarint()
+	kind := r.uvarint()
 	if kind == decimalNil || r.err != nil {
 		return nil
 	}
@@ -456,15 +403,15 @@ func (r *recReader) optDecimal() *decimal.Decimal {
 }
 
 func (r *recReader) optMoney() *domain.Money {
-	switch r.canonUvarint() {
+	switch r.uvarint() {
 	case moneyNil:
 		return nil
 	case moneyDong:
-		m := domain.VNDAmount(r.canonVarint())
+		m := domain.VNDAmount(r.varint())
 		return &m
 	case moneyOther:
 		m := domain.Money{Currency: domain.Currency(r.text())}
-		kind := r.canonUvarint()
+		kind := r.uvarint()
 		m.Amount = r.decimalAfter(kind)
 		if m.Currency == domain.VND && kind == decimalSmall && m.Amount.Exponent() == 0 {
 			r.fail() // whole dong are written as moneyDong
@@ -476,17 +423,17 @@ func (r *recReader) optMoney() *domain.Money {
 }
 
 func (r *recReader) beneficiary(s *Beneficiary) {
-	*s = Beneficiary{CitizenID: r.text(), Registered: r.canonBool(), FullName: r.text(), DateOfBirth: r.date(),
+	*s = Beneficiary{CitizenID: r.text(), Registered: r.boolean(), FullName: r.text(), DateOfBirth: r.date(),
 		Sex: registry.Sex(r.text())}
 	s.Address = registry.Address{Street: r.text(), DistrictCode: r.text(), DistrictName: r.text(),
 		WardCode: r.text(), WardName: r.text(), Catalogue: r.text()}
 	s.Category = registry.Category(r.text())
 	s.HouseholdID = r.text()
-	if r.canonBool() {
+	if r.boolean() {
 		s.Exit = &ExitRecord{Cause: entitlement.EndCause(r.text()), Date: r.date(), LastPeriod: r.optPeriod(),
 			DocumentRef: r.text(), Destination: r.text()}
 	}
-	if r.canonBool() {
+	if r.boolean() {
 		s.BankAccount = &registry.BankAccount{BankCode: r.text(), AccountNumber: r.text(), HolderName: r.text(),
 			Holder: registry.HolderKind(r.text()), ProxyID: r.text()}
 	}
