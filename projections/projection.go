@@ -40,6 +40,18 @@ type Event struct {
 	derived derived
 }
 
+// Upgrader is implemented by a projection whose code still reads the state
+// an earlier version of it stored. After an upgrade the runner keeps
+// serving that state (applying new events to it with the new code) and,
+// with Options.RebuildUpgraded, rebuilds the projection beside it and
+// switches once the rebuild has caught up: no answers from part of the log.
+// A projection that is not an Upgrader, or does not read the stored
+// version, starts again from nothing in a new generation when its version
+// changes.
+type Upgrader interface {
+	ReadsVersion(stored int) bool
+}
+
 // Decoded returns the event's data decoded by the runner's Decoder: nil and
 // no error for a type the decoder does not know (or when there is no
 // decoder), an error when the data of a known type does not decode.

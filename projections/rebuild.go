@@ -208,3 +208,44 @@ func (r *Runner) switchCaughtUp() error {
 	}
 	return nil
 }
+
+// rebuildUpgraded rebuilds, in one pass beside the generations they serve,
+// the projections opened on the state of an earlier version that they
+// read (Upgrader): after an upgrade the service keeps answering from that
+// state while the rebuild runs, and switches when it has caught up. A
+// rebuild that fails leaves the earlier state serving; the next start
+// tries again.
+func (r *Runner) rebuildUpgraded(ctx context.Context) {
+	var names []string
+	r.mu.Lock()
+	for _, s := range r.slots {
+		if s.meta.Active.Version != s.proj.Version() {
+			names = append(names, s.name)
+		}
+	}
+	r.mu.Unlock()
+	if len(names) == 0 {
+		return
+	}
+	r.log.Info("rebuilding projections stored by an earlier version", "projections", names)
+	for i, err := range r.RebuildAll(ctx, names) {
+		switch {
+		case err == nil:
+			r.log.Info("projection upgraded", "projection", names[i])
+		case ctx.Err() == nil:
+			r.log.Error("projection not upgraded: still serving the earlier version's state", "projection", names[i], "error", err)
+		}
+	}
+}
+
+// storedVersion is the version of the code that wrote the serving
+// generation of name: an earlier one after an upgrade, until the rebuild
+// switches (Upgrader); 0 for an unknown name.
+func (r *Runner) storedVersion(name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.byName[name]; ok {
+		return s.meta.Active.Version
+	}
+	return 0
+}

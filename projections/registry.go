@@ -45,8 +45,13 @@ type registryProjection struct{}
 func (registryProjection) Name() string { return registryName }
 
 // Version 2 stores the record in the binary encoding (regcodec.go) instead
-// of JSON: the new version makes the runner replay the registry into it.
+// of JSON: the new version makes the runner rebuild the registry into it.
 func (registryProjection) Version() int { return 2 }
+
+// ReadsVersion: version 1 differs only in its records, JSON, which
+// regRecord still reads; so after the upgrade the service keeps serving
+// them while it rebuilds (Upgrader).
+func (registryProjection) ReadsVersion(stored int) bool { return stored == 1 }
 
 // regRecord is the stored record, encoded by regcodec.go.
 type regRecord struct{ Beneficiary }

@@ -49,6 +49,11 @@ type Options struct {
 	RetryDelay time.Duration
 	// MaxWait bounds WaitFor whatever the caller's context says. Default 10s.
 	MaxWait time.Duration
+	// RebuildUpgraded: Run rebuilds, beside the generation it serves, every
+	// projection that is an Upgrader and was opened on the state of an
+	// earlier version (the service sets it; commands that rebuild only what
+	// they are told leave it off).
+	RebuildUpgraded bool
 	// Logger; nil logs nothing.
 	Logger *slog.Logger
 }
@@ -234,7 +239,12 @@ func (r *Runner) openSlot(p Projection) (*slot, error) {
 		m.Building = nil
 		changed = true
 	}
-	if m.Active.Version != p.Version() {
+	if u, ok := p.(Upgrader); ok && m.Active.Version != p.Version() && u.ReadsVersion(m.Active.Version) {
+		// The code reads what the earlier version stored: keep serving it
+		// (and applying new events to it) until a rebuild has replaced it.
+		r.log.Info("stored state has an earlier version, which this one reads; serving it until a rebuild replaces it",
+			"projection", name, "stored_version", m.Active.Version, "version", p.Version())
+	} else if m.Active.Version != p.Version() {
 		next := generation{Gen: m.Active.Gen + 1, Version: p.Version()}
 		r.log.Warn("stored state has another version; starting again from the beginning of the log",
 			"projection", name, "stored_version", m.Active.Version, "version", p.Version())
@@ -304,6 +314,15 @@ func (r *Runner) Run(ctx context.Context) error {
 		return errors.New("projections: Run is already running")
 	}
 	defer r.running.Store(false)
+	if r.opts.RebuildUpgraded {
+		// The rebuild hands its generation to this loop: it must end
+		// before the loop does, whatever ends the loop.
+		rctx, cancel := context.WithCancel(ctx)
+		var upgrades sync.WaitGroup
+		upgrades.Go(func() { r.rebuildUpgraded(rctx) })
+		defer upgrades.Wait()
+		defer cancel()
+	}
 	for {
 		err := r.runPass(ctx)
 		switch {

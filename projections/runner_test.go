@@ -724,3 +724,96 @@ func TestRunCatchesUpFromNothingThenFollows(t *testing.T) {
 		}
 	}
 }
+
+// upgrader is a counter whose code reads the state of its version 1.
+type upgrader struct{ *counter }
+
+func (upgrader) ReadsVersion(stored int) bool { return stored == 1 }
+
+// TestUpgraderKeepsServingWhileItRebuilds: a projection whose new version
+// reads the state its earlier version stored keeps that generation serving
+// at once after the upgrade, with the earlier version's answers, instead of
+// starting from nothing; with RebuildUpgraded, Run rebuilds it beside that
+// generation, under live appends, and switches to version 2 with the same
+// answers. Without the option it keeps serving the earlier state.
+func TestUpgraderKeepsServingWhileItRebuilds(t *testing.T) {
+	store := openStore(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	head := appendEvents(t, store, threeStreams, 0, 1000, 10)
+	open := func(p Projection, opts Options) (*DB, *Runner) {
+		t.Helper()
+		db, err := OpenDB(dir, DBOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := NewRunner(db, store, []Projection{p}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db, r
+	}
+	db, r := open(newCounter("c"), testOptions())
+	stop := runRunner(t, r)
+	waitFor(t, r, head)
+	stop()
+	_ = db.Close()
+
+	v2 := upgrader{newCounter("c")}
+	v2.version = 2
+	// Without RebuildUpgraded: version 1's state serves, and stays.
+	db, r = open(v2, testOptions())
+	if pos := r.Position(); pos != head {
+		t.Fatalf("after the upgrade the projection is at %s, want %s: it started again", pos, head)
+	}
+	stop = runRunner(t, r)
+	waitFor(t, r, head)
+	stop()
+	lag, _ := r.Lag(ctx)
+	if st := lag.Projections[0]; st.Version != 1 || st.Generation != 1 || st.Rebuild != nil {
+		t.Errorf("without RebuildUpgraded: status %+v, want version 1's generation 1 and no rebuild", st)
+	}
+	_ = db.Close()
+
+	opts := testOptions()
+	opts.RebuildUpgraded = true
+	db, r = open(v2, opts)
+	defer db.Close()
+	view := r.View()
+	if got := readTally(t, view, "c"); got != wantTally(1000) {
+		t.Errorf("served at once after the upgrade: tally %+v, want %+v", got, wantTally(1000))
+	}
+	_ = view.Close()
+	stop = runRunner(t, r)
+	defer stop()
+	head = appendEvents(t, store, threeStreams, 1000, 200, 10) // live, during the rebuild
+	for tries := 0; ; tries++ {
+		if tries == 3000 {
+			t.Fatal("no switch to the rebuilt generation in 30 s")
+		}
+		waitFor(t, r, head)
+		lag, err := r.Lag(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := lag.Projections[0]
+		if st.Generation == 2 {
+			if st.Version != 2 || st.Rebuild != nil {
+				t.Errorf("after the switch: status %+v", st)
+			}
+			break
+		}
+		if st.Failure != nil {
+			t.Fatal(st.Failure)
+		}
+		time.Sleep(10 * time.Millisecond) // the rebuild is on its way: a commit switches it
+	}
+	view = r.View()
+	defer view.Close()
+	if got := readTally(t, view, "c"); got != wantTally(1200) {
+		t.Errorf("after the rebuild: tally %+v, want %+v", got, wantTally(1200))
+	}
+	if n := countKeys(t, db, statePrefix("c", 1)); n != 0 {
+		t.Errorf("version 1's generation still has %d keys", n)
+	}
+}

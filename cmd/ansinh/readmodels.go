@@ -60,7 +60,11 @@ func startReadModels(cfg serveConfig, store eventstore.Store, log *slog.Logger) 
 		// The embedded store numbers events one by one, so lag can be
 		// told in events; EventStoreDB's positions are byte offsets.
 		CountablePositions: cfg.storeConfig.store == "",
-		Logger:             plog,
+		// After an upgrade, a read model whose new version reads the
+		// state of the earlier one (the registry of version 1) keeps
+		// serving it while Run rebuilds it beside (docs/deploy.md).
+		RebuildUpgraded: true,
+		Logger:          plog,
 	}})
 	if err != nil {
 		return nil, err
