@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -240,4 +241,30 @@ func commitTx(t testing.TB, db *DB, tx *Tx, cacheMax, keptMax int) {
 		t.Fatal(err)
 	}
 	tx.committed(cacheMax, keptMax)
+}
+
+// waitForVersion waits, up to 30 s, until r has applied the log up to head
+// and the serving generation of name was written by version (a rebuild
+// after an upgrade has switched), and returns its status. A failure of the
+// projection ends the test.
+func waitForVersion(t testing.TB, r *Runner, name string, version int, head eventstore.Position) Status {
+	t.Helper()
+	for tries := 0; ; tries++ {
+		waitFor(t, r, head)
+		lag, err := r.Lag(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(lag.Projections, func(st Status) bool { return st.Name == name })
+		st := lag.Projections[i]
+		switch {
+		case st.Version == version:
+			return st
+		case st.Failure != nil:
+			t.Fatal(st.Failure)
+		case tries == 3000:
+			t.Fatalf("%s not rebuilt into version %d in 30 s: %+v", name, version, st)
+		}
+		time.Sleep(10 * time.Millisecond) // the rebuild is on its way: the next pass switches it
+	}
 }

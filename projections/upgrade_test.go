@@ -3,10 +3,8 @@ package projections
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ansinh/ansinh/domain"
 	"github.com/ansinh/ansinh/eventstore"
@@ -59,14 +57,6 @@ func TestRegistryServesVersion1RecordsAfterTheUpgrade(t *testing.T) {
 		}
 		return out, db, set
 	}
-	runToHead := func(set *Set) (stop func()) {
-		t.Helper()
-		ctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- set.Run(ctx) }()
-		waitFor(t, set.r, head)
-		return func() { cancel(); <-done }
-	}
 
 	// Build version 2's read models, then write the registry's records
 	// back as version 1 did (JSON) and say so in its meta.
@@ -78,7 +68,9 @@ func TestRegistryServesVersion1RecordsAfterTheUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runToHead(set)()
+	stop := runRunner(t, set.r)
+	waitFor(t, set.r, head)
+	stop()
 	_ = db.Close()
 	want, db, _ := answers(Options{})
 	m, _, err := db.readMeta(registryName)
@@ -146,20 +138,8 @@ func TestRegistryServesVersion1RecordsAfterTheUpgrade(t *testing.T) {
 	_ = db.Close()
 
 	_, db, set = answers(Options{RebuildUpgraded: true})
-	stop := runToHead(set)
-	for tries := 0; ; tries++ {
-		lag, err := set.Lag(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		i := slices.IndexFunc(lag.Projections, func(st Status) bool { return st.Name == registryName })
-		if st := lag.Projections[i]; st.Version == 2 {
-			break
-		} else if tries == 3000 {
-			t.Fatalf("the registry was not rebuilt into version 2 in 30 s: %+v", st)
-		}
-		time.Sleep(10 * time.Millisecond) // the rebuild is on its way: the next pass switches it
-	}
+	stop = runRunner(t, set.r)
+	waitForVersion(t, set.r, registryName, 2, head)
 	stop()
 	_ = db.Close()
 	got, db, _ = answers(Options{})
