@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/ansinh/ansinh/eventstore"
 	"github.com/cockroachdb/pebble/v2"
 )
 
@@ -37,44 +38,137 @@ func (r *Runner) Rebuild(ctx context.Context, name string) error {
 //
 // It returns one error per name, nil for each projection switched over. A
 // projection that fails on an event keeps its serving generation and the
-// others go on.
+// others go on. See StartRebuild for how the pass is shared with the Run
+// loop.
 func (r *Runner) RebuildAll(ctx context.Context, names []string) []error {
+	return r.StartRebuild(ctx, names)()
+}
+
+// StartRebuild starts what RebuildAll does and returns at once; wait blocks
+// until the outcome and returns one error per name. Each projection is
+// rebuilt one of three ways, so that the log is read once where it can be:
+//
+//   - A projection whose serving generation holds nothing while the log
+//     holds events (its version changed, or nothing has caught it up since
+//     an import) is being replayed from the first event by the Run loop
+//     already. That replay is its rebuild: it is not built a second time
+//     beside it, and wait returns when it has reached the head of the log
+//     as it was when StartRebuild was called, or has failed.
+//   - If the Run loop's next pass reads the log from the first event anyway
+//     (a projection holds nothing, as above, and Run has not started that
+//     pass yet: it has not started at all, or is between passes), the new
+//     generations are handed to the Run loop at once and built in that
+//     same pass. `ansinh rebuild` calls StartRebuild before it starts Run
+//     for this reason: after an upgrade that emptied one read model, a
+//     rebuild of the others reads the log once instead of twice.
+//   - Otherwise the new generations are built in a pass of their own,
+//     beside the serving generations, which keep following live writes,
+//     and handed to the Run loop when they have reached the head.
+//
+// In every case Run must be running for the rebuild to finish. If ctx ends
+// after a new generation was handed to Run, the switch still happens;
+// wait just stops waiting for it.
+func (r *Runner) StartRebuild(ctx context.Context, names []string) (wait func() []error) {
 	errs := make([]error, len(names))
+	head, headErr := r.store.Head(ctx)
+	logHasEvents := headErr == nil && !head.IsStart()
+
+	type caught struct {
+		i int
+		s *slot
+	}
 	var (
-		ms    []*member
-		slots []*slot
-		at    []int // ms[j] is the rebuild of names[at[j]]
+		catching []caught   // served generations the Run loop replays from nothing
+		joined   []*member  // new generations the Run loop builds in its next pass
+		joinedAt []int      // joined[j] is the rebuild of names[joinedAt[j]]
+		beside   []*member  // new generations built in a pass of their own
+		slots    []*slot    // beside[j] is in slots[j]
+		besideAt []int      // beside[j] is the rebuild of names[besideAt[j]]
+		seen     []*slot    // every slot named so far
 	)
+	r.mu.Lock()
+	join := logHasEvents && !r.inPass && r.nextPassFromStartLocked()
 	for i, name := range names {
 		s, ok := r.byName[name]
-		if !ok {
+		switch {
+		case !ok:
 			errs[i] = fmt.Errorf("projections: no projection named %s", name)
 			continue
-		}
-		if slices.Contains(slots, s) {
+		case slices.Contains(seen, s):
 			errs[i] = ErrRebuildInProgress // named twice
 			continue
 		}
-		m, err := r.startBuilding(s)
-		if err != nil {
-			errs[i] = err
+		seen = append(seen, s)
+		if a := s.active; logHasEvents && s.building == nil && a.failure == nil && a.committed.Position.IsStart() {
+			catching = append(catching, caught{i, s})
 			continue
 		}
-		ms, slots, at = append(ms, m), append(slots, s), append(at, i)
+		m, err := r.startBuildingLocked(s)
+		switch {
+		case err != nil:
+			errs[i] = err
+		case join:
+			m.adopted = true
+			joined, joinedAt = append(joined, m), append(joinedAt, i)
+		default:
+			beside, slots, besideAt = append(beside, m), append(slots, s), append(besideAt, i)
+		}
 	}
-	if len(ms) == 0 {
+	r.mu.Unlock()
+
+	// The pass of their own, if any, runs while the caller goes on.
+	besideDone := make(chan []int, 1)
+	if len(beside) > 0 {
+		go func() { besideDone <- r.passBeside(ctx, beside, slots, besideAt, errs) }()
+	} else {
+		besideDone <- nil
+	}
+	return func() []error {
+		handed := <-besideDone
+		for _, j := range handed {
+			joined, joinedAt = append(joined, beside[j]), append(joinedAt, besideAt[j])
+		}
+		for j, m := range joined {
+			select {
+			case err := <-m.switched:
+				errs[joinedAt[j]] = err
+			case <-ctx.Done():
+				errs[joinedAt[j]] = ctx.Err()
+			}
+		}
+		for _, c := range catching {
+			errs[c.i] = r.waitCaughtUp(ctx, c.s, head)
+		}
 		return errs
 	}
-	// Up to the head as it was when the last page was read; a projection
-	// that fails is left with its failure and the others go on.
+}
+
+// nextPassFromStartLocked reports whether the Run loop's next pass reads
+// the log from the first event: some projection it applies to has applied
+// nothing yet.
+func (r *Runner) nextPassFromStartLocked() bool {
+	for _, s := range r.slots {
+		for _, m := range []*member{s.active, s.building} {
+			if m != nil && m.adopted && m.failure == nil && m.committed.Position.IsStart() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// passBeside builds ms in one pass of their own over the log, up to the
+// head as it was when the last page was read, and hands each one that did
+// not fail to the Run loop. It sets errs for the others and returns the
+// indexes in ms of the ones handed over.
+func (r *Runner) passBeside(ctx context.Context, ms []*member, slots []*slot, at []int, errs []error) (handed []int) {
 	if err := r.replay(ctx, ms, Until{}, false); err != nil {
 		for j, m := range ms {
 			r.abandon(slots[j], m)
 			errs[at[j]] = err
 		}
-		return errs
+		return nil
 	}
-	var handed []int
 	for j, m := range ms {
 		if m.failure != nil {
 			r.abandon(slots[j], m)
@@ -89,20 +183,33 @@ func (r *Runner) RebuildAll(ctx context.Context, names []string) []error {
 			errs[at[j]] = ctx.Err()
 		}
 	}
-	for _, j := range handed {
-		select {
-		case err := <-ms[j].switched:
-			errs[at[j]] = err
-		case <-ctx.Done():
-			errs[at[j]] = ctx.Err()
-		}
-	}
-	return errs
+	return handed
 }
 
-func (r *Runner) startBuilding(s *slot) (*member, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// waitCaughtUp waits until the serving generation of s has reached head,
+// and returns its failure if it stops on an event first.
+func (r *Runner) waitCaughtUp(ctx context.Context, s *slot, head eventstore.Position) error {
+	for {
+		r.mu.Lock()
+		m, changed := s.active, r.changed
+		if m.failure != nil {
+			r.mu.Unlock()
+			return m.failure
+		}
+		if m.committed.Position.Compare(head) >= 0 {
+			r.mu.Unlock()
+			return nil
+		}
+		r.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (r *Runner) startBuildingLocked(s *slot) (*member, error) {
 	if s.building != nil {
 		return nil, ErrRebuildInProgress
 	}
@@ -209,13 +316,16 @@ func (r *Runner) switchCaughtUp() error {
 	return nil
 }
 
-// rebuildUpgraded rebuilds, in one pass beside the generations they serve,
-// the projections opened on the state of an earlier version that they
-// read (Upgrader): after an upgrade the service keeps answering from that
-// state while the rebuild runs, and switches when it has caught up. A
-// rebuild that fails leaves the earlier state serving; the next start
-// tries again.
-func (r *Runner) rebuildUpgraded(ctx context.Context) {
+// rebuildUpgraded starts the rebuild of the projections opened on the
+// state of an earlier version that they read (Upgrader), in one pass: after
+// an upgrade the service keeps answering from that state while the rebuild
+// runs beside it, and switches when it has caught up. If the Run loop's
+// first pass reads the log from the first event anyway (another projection
+// holds nothing), they are built in that pass instead (StartRebuild). A
+// rebuild that fails leaves the earlier state serving; the next start tries
+// again. It returns what waits for the outcome and logs it, nil if there is
+// nothing to rebuild.
+func (r *Runner) rebuildUpgraded(ctx context.Context) (wait func()) {
 	var names []string
 	r.mu.Lock()
 	for _, s := range r.slots {
@@ -225,15 +335,18 @@ func (r *Runner) rebuildUpgraded(ctx context.Context) {
 	}
 	r.mu.Unlock()
 	if len(names) == 0 {
-		return
+		return nil
 	}
 	r.log.Info("rebuilding projections stored by an earlier version", "projections", names)
-	for i, err := range r.RebuildAll(ctx, names) {
-		switch {
-		case err == nil:
-			r.log.Info("projection upgraded", "projection", names[i])
-		case ctx.Err() == nil:
-			r.log.Error("projection not upgraded: still serving the earlier version's state", "projection", names[i], "error", err)
+	outcome := r.StartRebuild(ctx, names)
+	return func() {
+		for i, err := range outcome() {
+			switch {
+			case err == nil:
+				r.log.Info("projection upgraded", "projection", names[i])
+			case ctx.Err() == nil:
+				r.log.Error("projection not upgraded: still serving the earlier version's state", "projection", names[i], "error", err)
+			}
 		}
 	}
 }

@@ -129,6 +129,9 @@ type Runner struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed (and replaced) whenever a checkpoint moves or a projection fails
 	atHead  bool          // the Run loop has caught up once and follows live
+	// inPass: the Run loop has taken the members of its current pass, so a
+	// generation adopted now waits for the next pass (see StartRebuild).
+	inPass bool
 	// writing counts commits whose Pebble write has started and whose
 	// checkpoints are not yet published (or rolled back). While it is
 	// zero, the published checkpoints are exactly those in Pebble, and a
@@ -315,12 +318,16 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	defer r.running.Store(false)
 	if r.opts.RebuildUpgraded {
-		// The rebuild hands its generation to this loop: it must end
+		// Started before the first pass, so that the upgrades are built in
+		// it if it reads the log from the first event anyway. The rebuild
+		// hands its generations to this loop: waiting for it must end
 		// before the loop does, whatever ends the loop.
 		rctx, cancel := context.WithCancel(ctx)
-		var upgrades sync.WaitGroup
-		upgrades.Go(func() { r.rebuildUpgraded(rctx) })
-		defer upgrades.Wait()
+		if wait := r.rebuildUpgraded(rctx); wait != nil {
+			var upgrades sync.WaitGroup
+			upgrades.Go(wait)
+			defer upgrades.Wait()
+		}
 		defer cancel()
 	}
 	for {
@@ -347,6 +354,10 @@ func (r *Runner) Run(ctx context.Context) error {
 func (r *Runner) liveMembers() []*member {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.liveMembersLocked()
+}
+
+func (r *Runner) liveMembersLocked() []*member {
 	var ms []*member
 	for _, s := range r.slots {
 		for _, m := range []*member{s.active, s.building} {
@@ -358,13 +369,28 @@ func (r *Runner) liveMembers() []*member {
 	return ms
 }
 
+// beginPass takes the members of a pass of the Run loop; endPass ends it.
+func (r *Runner) beginPass() []*member {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inPass = true
+	return r.liveMembersLocked()
+}
+
+func (r *Runner) endPass() {
+	r.mu.Lock()
+	r.inPass = false
+	r.mu.Unlock()
+}
+
 func (r *Runner) runPass(ctx context.Context) error {
 	// A rebuilt generation handed over at the head has nothing left to
 	// apply, so no commit would come to switch it: check now as well.
 	if err := r.switchCaughtUp(); err != nil {
 		return err
 	}
-	members := r.liveMembers()
+	members := r.beginPass()
+	defer r.endPass()
 	if len(members) == 0 {
 		// Everything failed (or there is nothing): wait for a rebuild.
 		select {

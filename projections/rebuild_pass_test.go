@@ -1,0 +1,244 @@
+package projections
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ansinh/ansinh/eventstore"
+)
+
+// passCounter counts the reads of the log that begin at its first event:
+// one per pass over the whole log.
+type passCounter struct {
+	eventstore.Store
+	passes atomic.Int32
+}
+
+func (s *passCounter) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
+	if after.IsStart() {
+		s.passes.Add(1)
+	}
+	return s.Store.ReadAll(ctx, after, limit)
+}
+
+// versionChanged returns a database in dir whose projections a, b and c
+// were built up to head by version 1, and the store counting passes.
+func versionChanged(t *testing.T) (dir string, store *passCounter, head eventstore.Position) {
+	t.Helper()
+	inner := openStore(t)
+	dir = t.TempDir()
+	head = appendEvents(t, inner, threeStreams, 0, 1000, 10)
+	db, err := OpenDB(dir, DBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRunner(db, inner, []Projection{newCounter("a"), newCounter("b"), newCounter("c")}, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runRunner(t, r)
+	waitFor(t, r, head)
+	stop()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir, &passCounter{Store: inner}, head
+}
+
+func statuses(t *testing.T, r *Runner) map[string]Status {
+	t.Helper()
+	lag, err := r.Lag(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]Status{}
+	for _, st := range lag.Projections {
+		out[st.Name] = st
+	}
+	return out
+}
+
+// TestRebuildJoinsTheCatchUpFromNothing: after an upgrade that changed
+// a's version (a holds nothing, and the Run loop replays it from the first
+// event), a rebuild of a and b started before Run reads the log once: a's
+// rebuild is that replay, in the generation the version change started,
+// and b's new generation is built in the same pass. c is left alone.
+func TestRebuildJoinsTheCatchUpFromNothing(t *testing.T) {
+	dir, store, head := versionChanged(t)
+	db, err := OpenDB(dir, DBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a := newCounter("a")
+	a.version = 2
+	r, err := NewRunner(db, store, []Projection{a, newCounter("b"), newCounter("c")}, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := r.StartRebuild(context.Background(), []string{"a", "b", "nope", "b"})
+	runRunner(t, r)
+	errs := wait()
+	if errs[0] != nil || errs[1] != nil || errs[2] == nil || errs[3] != ErrRebuildInProgress {
+		t.Fatalf("rebuild: %v", errs)
+	}
+	if n := store.passes.Load(); n != 1 {
+		t.Errorf("%d passes over the log, want 1", n)
+	}
+	waitFor(t, r, head)
+	sts := statuses(t, r)
+	for name, gen := range map[string]uint64{"a": 2, "b": 2, "c": 1} {
+		if st := sts[name]; st.Generation != gen || st.Position != head || st.Rebuild != nil {
+			t.Errorf("%s: %+v, want generation %d at %s", name, st, gen, head)
+		}
+	}
+	v := r.View()
+	defer v.Close()
+	for _, name := range []string{"a", "b", "c"} {
+		if got := readTally(t, v, name); got != wantTally(1000) {
+			t.Errorf("%s = %+v, want %+v", name, got, wantTally(1000))
+		}
+	}
+	if n := countKeys(t, db, statePrefix("b", 1)); n != 0 {
+		t.Errorf("b's old generation still has %d keys", n)
+	}
+}
+
+// TestUpgradeJoinsTheCatchUpFromNothing: after an upgrade that emptied a
+// (a new version that cannot read the old state) and changed b into a
+// version that reads its earlier state (Upgrader), the service's Run loop
+// (RebuildUpgraded) rebuilds b in the same pass that catches a up, instead
+// of a second pass beside it; b serves its earlier state until it switches.
+func TestUpgradeJoinsTheCatchUpFromNothing(t *testing.T) {
+	dir, store, head := versionChanged(t)
+	db, err := OpenDB(dir, DBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a, b := newCounter("a"), upgrader{newCounter("b")}
+	a.version, b.version = 2, 2
+	opts := testOptions()
+	opts.RebuildUpgraded = true
+	r, err := NewRunner(db, store, []Projection{a, b, newCounter("c")}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := r.View()
+	if got := readTally(t, v, "b"); got != wantTally(1000) {
+		t.Errorf("b served at once: %+v, want %+v", got, wantTally(1000))
+	}
+	_ = v.Close()
+	runRunner(t, r)
+	st := waitForVersion(t, r, "b", 2, head)
+	if st.Generation != 2 {
+		t.Errorf("b: %+v, want generation 2", st)
+	}
+	if n := store.passes.Load(); n != 1 {
+		t.Errorf("%d passes over the log, want 1", n)
+	}
+	sts := statuses(t, r)
+	if st := sts["a"]; st.Generation != 2 || st.Version != 2 || st.Position != head {
+		t.Errorf("a: %+v", st)
+	}
+	v = r.View()
+	defer v.Close()
+	for _, name := range []string{"a", "b", "c"} {
+		if got := readTally(t, v, name); got != wantTally(1000) {
+			t.Errorf("%s = %+v, want %+v", name, got, wantTally(1000))
+		}
+	}
+}
+
+// TestRebuildBesideAFollowingRunLoop: once the Run loop follows the log
+// (its pass has begun), a rebuild is built in a pass of its own beside the
+// serving generations, as before: the Run loop's pass is not joined.
+func TestRebuildBesideAFollowingRunLoop(t *testing.T) {
+	dir, store, head := versionChanged(t)
+	db, err := OpenDB(dir, DBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r, err := NewRunner(db, store, []Projection{newCounter("a"), newCounter("b")}, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runRunner(t, r)
+	waitFor(t, r, head)
+	if errs := r.RebuildAll(context.Background(), []string{"a"}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if n := store.passes.Load(); n != 1 {
+		t.Errorf("%d passes over the log, want 1 (the rebuild's)", n)
+	}
+	if st := statuses(t, r)["a"]; st.Generation != 2 {
+		t.Errorf("a: %+v, want generation 2", st)
+	}
+}
+
+// gated blocks in its first Apply until released.
+type gated struct {
+	*counter
+	once             sync.Once
+	entered, release chan struct{}
+}
+
+func (g *gated) Apply(tx *Tx, ev *Event) error {
+	g.once.Do(func() { close(g.entered); <-g.release })
+	return g.counter.Apply(tx, ev)
+}
+
+// TestRebuildDoesNotJoinAPassUnderWay: a pass of the Run loop that has
+// begun takes no new generation, even when it reads from the first event.
+// Here the loop follows an empty log live; events arrive; f fails on the
+// first and a is still applying it, so a has committed nothing. A rebuild
+// of f handed straight to that pass would join it after the events it has
+// already read, and be switched to with nothing applied; it must be built
+// beside instead, and hold every event.
+func TestRebuildDoesNotJoinAPassUnderWay(t *testing.T) {
+	store := openStore(t)
+	f := &flaky{counter: newCounter("f")}
+	f.failAt.Store(0) // the first event
+	a := &gated{counter: newCounter("a"), entered: make(chan struct{}), release: make(chan struct{})}
+	r, err := NewRunner(openMemDB(t), store, []Projection{f, a}, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runRunner(t, r)
+	release := sync.OnceFunc(func() { close(a.release) })
+	t.Cleanup(release) // before the Run loop is stopped, whatever fails
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for lag, _ := r.Lag(ctx); !lag.Live; lag, _ = r.Lag(ctx) {
+		if ctx.Err() != nil {
+			t.Fatal("the Run loop never went live on the empty log")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	head := appendEvents(t, store, threeStreams, 0, 100, 10)
+	<-a.entered
+	for statuses(t, r)["f"].Failure == nil {
+		if ctx.Err() != nil {
+			t.Fatalf("f did not fail: %+v", statuses(t, r))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	f.failAt.Store(-1)
+	wait := r.StartRebuild(ctx, []string{"f"})
+	release()
+	if errs := wait(); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	waitFor(t, r, head)
+	v := r.View()
+	defer v.Close()
+	for _, name := range []string{"f", "a"} {
+		if got := readTally(t, v, name); got != wantTally(100) {
+			t.Errorf("%s = %+v, want %+v", name, got, wantTally(100))
+		}
+	}
+}
