@@ -78,13 +78,13 @@ func (r *Runner) StartRebuild(ctx context.Context, names []string) (wait func() 
 		s *slot
 	}
 	var (
-		catching []caught   // served generations the Run loop replays from nothing
-		joined   []*member  // new generations the Run loop builds in its next pass
-		joinedAt []int      // joined[j] is the rebuild of names[joinedAt[j]]
-		beside   []*member  // new generations built in a pass of their own
-		slots    []*slot    // beside[j] is in slots[j]
-		besideAt []int      // beside[j] is the rebuild of names[besideAt[j]]
-		seen     []*slot    // every slot named so far
+		catching []caught  // served generations the Run loop replays from nothing
+		joined   []*member // new generations the Run loop builds in its next pass
+		joinedAt []int     // joined[j] is the rebuild of names[joinedAt[j]]
+		beside   []*member // new generations built in a pass of their own
+		slots    []*slot   // beside[j] is in slots[j]
+		besideAt []int     // beside[j] is the rebuild of names[besideAt[j]]
+		seen     []*slot   // every slot named so far
 	)
 	r.mu.Lock()
 	join := logHasEvents && !r.inPass && r.nextPassFromStartLocked()
