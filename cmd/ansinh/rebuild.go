@@ -28,9 +28,9 @@ changes. If a rebuild fails or is interrupted, the previous generation is
 kept.
 
 A read model that holds nothing (after an upgrade that changed its
-version, or an import) is replayed from the first event first, in the
-generation it has, named or not; the named read models that held
-something are rebuilt after that.
+version, or an import) is replayed from the first event in the generation
+it has, named or not; the named read models that held something are
+rebuilt in the same pass over the log.
 
 It works offline on <data>/projections: stop the server first. With the
 embedded store the server holds the event store too; with EventStoreDB the
@@ -145,125 +145,53 @@ type rebuilder struct {
 	// nothing while the log does: their version changed (an upgrade; the
 	// runner started them again from zero when it opened them) or nothing
 	// has caught them up since an import. The Run loop replays them from
-	// the first event as soon as it starts, and that is their rebuild;
-	// rebuilding them beside it read the whole log a second time (the
-	// registry after the upgrade to its version 2, at Hanoi scale: 34 s
-	// instead of 22). caught holds how each ended.
+	// the first event as soon as it starts: that is their rebuild, and the
+	// named ones that held something are built in the same pass
+	// (Runner.StartRebuild). caught holds how the ones not named ended.
 	fresh  []string
 	caught map[string]error
 }
 
-// run rebuilds the named read models in one pass over the log
-// (Runner.RebuildAll) while the Run loop, which must run for the
-// hand-over, follows the log. One pass rather than one read model after
-// the other: each pass reads and decodes the whole log, and at Hanoi scale
-// (ten million events) five passes took 137 s where one takes 59. The
-// price is memory: every read model's batch and cache at once
-// (docs/deploy.md). It returns one error per name, then the Run loop's own
-// if it failed.
+// run rebuilds the named read models in one pass over the log while the
+// Run loop, which must run for the hand-over, follows the log. One pass
+// rather than one read model after the other: each pass reads and decodes
+// the whole log, and at Hanoi scale (ten million events) five passes took
+// 137 s where one takes 59. The price is memory: every read model's batch
+// and cache at once (docs/deploy.md). The rebuild starts before the Run
+// loop, so that when some read model holds nothing, the Run loop's first
+// pass, which replays it from the first event, builds the named ones too:
+// after an upgrade that emptied the registry, rebuilding the others read
+// the log twice. It returns one error per name, then the Run loop's own if
+// it failed.
 func (rb *rebuilder) run(ctx context.Context) []error {
+	// Waiting ends with the Run loop: nothing else would apply the new
+	// generations.
+	waitCtx, stopWaiting := context.WithCancel(ctx)
+	defer stopWaiting()
+	wait := rb.set.Runner().StartRebuild(waitCtx, rb.names)
 	runCtx, stopRun := context.WithCancel(ctx)
-	runDone := make(chan error, 1)
-	go func() { runDone <- rb.set.Run(runCtx) }()
+	defer stopRun()
+	var runErr error
+	runDone := make(chan struct{})
+	go func() {
+		defer close(runDone)
+		runErr = rb.set.Run(runCtx)
+		stopWaiting()
+	}()
 
-	results := make([]error, len(rb.names))
-	var rest []string // the named read models that need a rebuild of their own
-	if len(rb.fresh) > 0 {
-		var runErr error
-		rb.caught, runErr = rb.catchUp(ctx, runDone)
-		if runErr != nil {
-			stopRun()
-			for i, name := range rb.names {
-				results[i] = rb.caught[name]
-				if results[i] == nil {
-					results[i] = runErr
-				}
-			}
-			return append(results, fmt.Errorf("following the log: %w", runErr))
+	var others []string // not named, and held nothing: caught up in the same pass
+	for _, name := range rb.fresh {
+		if !slices.Contains(rb.names, name) {
+			others = append(others, name)
 		}
 	}
-	for i, name := range rb.names {
-		if err, ok := rb.caught[name]; ok {
-			results[i] = err
-		} else {
-			rest = append(rest, name)
-		}
+	label := "rebuild " + strings.Join(rb.names, ", ")
+	if len(others) > 0 {
+		label += " and catch up " + strings.Join(others, ", ")
 	}
-	if len(rest) > 0 {
-		rebuilt := rb.rebuild(ctx, rest)
-		for j, name := range rest {
-			results[slices.Index(rb.names, name)] = rebuilt[j]
-		}
-	}
-
-	stopRun()
-	if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {
-		results = append(results, fmt.Errorf("following the log: %w", err))
-	}
-	return results
-}
-
-// catchUp waits, showing the progress, until the Run loop has replayed
-// every fresh read model up to the head of the log as it was at the start
-// (or the read model failed: its failure is its result). A Run loop that
-// ends first returns its error.
-func (rb *rebuilder) catchUp(ctx context.Context, runDone <-chan error) (map[string]error, error) {
-	caught := map[string]error{}
-	prog := newProgress(rb.stderr, isTerminal(rb.stderr), time.Now, "catch up "+strings.Join(rb.fresh, ", ")+" from the first event", "events", rb.total, rb.total)
+	prog := newProgress(rb.stderr, isTerminal(rb.stderr), time.Now, label, "events", rb.total, rb.total)
 	stopProg := prog.run(ctx)
-	defer func() { stopProg(); prog.finish() }()
-	t := time.NewTicker(progressDrawEvery)
-	defer t.Stop()
-	var shown int64
-	for {
-		lag, err := rb.set.Lag(ctx)
-		if err == nil {
-			least := int64(-1)
-			for _, st := range lag.Projections {
-				if !slices.Contains(rb.fresh, st.Name) {
-					continue
-				}
-				switch {
-				case st.Failure != nil:
-					caught[st.Name] = st.Failure
-				case st.Position.Compare(rb.head) >= 0:
-					caught[st.Name] = nil
-				}
-				if least < 0 || int64(st.Applied) < least {
-					least = int64(st.Applied)
-				}
-			}
-			if least > shown {
-				prog.add(least-shown, least-shown)
-				shown = least
-			}
-			if len(caught) == len(rb.fresh) {
-				return caught, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			for _, name := range rb.fresh {
-				if _, ok := caught[name]; !ok {
-					caught[name] = ctx.Err()
-				}
-			}
-			return caught, nil
-		case err := <-runDone:
-			if err == nil {
-				err = errors.New("stopped")
-			}
-			return caught, err
-		case <-t.C:
-		}
-	}
-}
-
-// rebuild rebuilds names in one pass (Runner.RebuildAll) and shows the
-// progress; one error per name.
-func (rb *rebuilder) rebuild(ctx context.Context, names []string) []error {
-	prog := newProgress(rb.stderr, isTerminal(rb.stderr), time.Now, "rebuild "+strings.Join(names, ", "), "events", rb.total, rb.total)
-	stopProg := prog.run(ctx)
+	watched := append(slices.Clone(rb.names), others...)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var shown int64
 	var watch sync.WaitGroup
@@ -275,22 +203,64 @@ func (rb *rebuilder) rebuild(ctx context.Context, names []string) []error {
 			case <-watchCtx.Done():
 				return
 			case <-t.C:
-				rb.poll(watchCtx, names, prog, &shown)
+				rb.poll(watchCtx, watched, prog, &shown)
 			}
 		}
 	})
-	results := rb.set.Runner().RebuildAll(ctx, names)
+	results := wait()
+	if len(others) > 0 {
+		rb.caught = rb.catchUp(waitCtx, others)
+	}
 	stopWatch()
 	watch.Wait()
-	rb.poll(context.WithoutCancel(ctx), names, prog, &shown) // the last count, after the switch
+	rb.poll(context.WithoutCancel(ctx), watched, prog, &shown) // the last count, after the switch
 	stopProg()
 	prog.finish()
+
+	stopRun()
+	<-runDone
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		results = append(results, fmt.Errorf("following the log: %w", runErr))
+	}
 	return results
 }
 
-// poll moves the progress to the events the slowest of the rebuilds has
-// applied and committed: their checkpoints, which advance at each commit
-// of a batch.
+// catchUp waits until the Run loop has replayed each of names from the
+// first event up to the head of the log as it was at the start (or the
+// read model failed: its failure is its result), or ctx ends.
+func (rb *rebuilder) catchUp(ctx context.Context, names []string) map[string]error {
+	caught := map[string]error{}
+	for {
+		if lag, err := rb.set.Lag(ctx); err == nil {
+			for _, st := range lag.Projections {
+				switch {
+				case !slices.Contains(names, st.Name):
+				case st.Failure != nil:
+					caught[st.Name] = st.Failure
+				case st.Position.Compare(rb.head) >= 0:
+					caught[st.Name] = nil
+				}
+			}
+			if len(caught) == len(names) {
+				return caught
+			}
+		}
+		select {
+		case <-ctx.Done():
+			for _, name := range names {
+				if _, ok := caught[name]; !ok {
+					caught[name] = ctx.Err()
+				}
+			}
+			return caught
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// poll moves the progress to the events the slowest of the rebuilds and
+// catch-ups has applied and committed: their checkpoints, which advance at
+// each commit of a batch.
 func (rb *rebuilder) poll(ctx context.Context, names []string, prog *progress, shown *int64) {
 	lag, err := rb.set.Lag(ctx)
 	if err != nil {
@@ -303,7 +273,7 @@ func (rb *rebuilder) poll(ctx context.Context, names []string, prog *progress, s
 		}
 		var n int64
 		switch {
-		case st.Generation > rb.before[st.Name].Generation: // switched
+		case st.Generation > rb.before[st.Name].Generation, slices.Contains(rb.fresh, st.Name): // switched, or replayed in place
 			n = int64(st.Applied)
 		case st.Rebuild != nil:
 			n = int64(st.Rebuild.Applied)
@@ -345,7 +315,7 @@ func (rb *rebuilder) report(stdout io.Writer, after projections.Lag, results []e
 				result = "stopped: " + oneLine(err.Error())
 				others = append(others, fmt.Errorf("catching up %s: %w", st.Name, err))
 			}
-		case caught: // named, and it held nothing: replayed in its own generation
+		case slices.Contains(rb.fresh, st.Name): // named, and it held nothing: replayed in its own generation
 			result, err = "rebuilt from the first event (it held nothing)", results[i]
 			if err != nil {
 				result = "stopped: " + oneLine(err.Error())
