@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -111,4 +112,18 @@ func TestOpensDatabaseOfEarlierOptions(t *testing.T) {
 	}
 	defer db.Close()
 	check(db.pdb, "reopened")
+}
+
+// TestCompactionsFollowTheCores: one compaction at a time on two cores (as
+// Pebble's default), up to one for every two cores on larger machines.
+func TestCompactionsFollowTheCores(t *testing.T) {
+	for procs, want := range map[int]int{1: 1, 2: 1, 3: 1, 4: 2, 8: 4, 64: 32} {
+		if got := compactionsUpTo(procs); got != want {
+			t.Errorf("%d cores: up to %d compactions, want %d", procs, got, want)
+		}
+	}
+	lower, upper := pebbleOptions(DBOptions{MemTableBytes: 1 << 20}).CompactionConcurrencyRange()
+	if lower != 1 || upper != compactionsUpTo(runtime.GOMAXPROCS(0)) {
+		t.Errorf("range (%d, %d) with GOMAXPROCS %d", lower, upper, runtime.GOMAXPROCS(0))
+	}
 }
