@@ -53,12 +53,14 @@ func (r *Runner) RebuildAll(ctx context.Context, names []string) []error {
 //     an import) is being replayed from the first event by the Run loop
 //     already. That replay is its rebuild: it is not built a second time
 //     beside it, and wait returns when it has reached the head of the log
-//     as it was when StartRebuild was called, or has failed.
+//     as it was when StartRebuild was called, or has failed before. (Not
+//     so for an Upgrader whose generation of an earlier version holds
+//     nothing: it needs a generation of its version, built as below.)
 //   - If the Run loop's next pass reads the log from the first event anyway
 //     (a projection holds nothing, as above, and Run has not started that
 //     pass yet: it has not started at all, or is between passes), the new
 //     generations are handed to the Run loop at once and built in that
-//     same pass. `ansinh rebuild` calls StartRebuild before it starts Run
+//     same pass; not that of a projection that has failed, built as below. `ansinh rebuild` calls StartRebuild before it starts Run
 //     for this reason: after an upgrade that emptied one read model, a
 //     rebuild of the others reads the log once instead of twice.
 //   - Otherwise the new generations are built in a pass of their own,
@@ -99,7 +101,8 @@ func (r *Runner) StartRebuild(ctx context.Context, names []string) (wait func() 
 			continue
 		}
 		seen = append(seen, s)
-		if a := s.active; logHasEvents && s.building == nil && a.failure == nil && a.committed.Position.IsStart() {
+		a := s.active
+		if logHasEvents && s.building == nil && a.failure == nil && a.committed.Position.IsStart() && s.meta.Active.Version == s.proj.Version() {
 			catching = append(catching, caught{i, s})
 			continue
 		}
@@ -107,7 +110,11 @@ func (r *Runner) StartRebuild(ctx context.Context, names []string) (wait func() 
 		switch {
 		case err != nil:
 			errs[i] = err
-		case join:
+		case join && a.failure == nil:
+			// A failed serving generation may have committed nothing: a
+			// new generation joined now would be switched to at the start
+			// of the next pass, before it had applied anything, since it
+			// would already be level with the generation it replaces.
 			m.adopted = true
 			joined, joinedAt = append(joined, m), append(joinedAt, i)
 		default:
@@ -187,18 +194,18 @@ func (r *Runner) passBeside(ctx context.Context, ms []*member, slots []*slot, at
 }
 
 // waitCaughtUp waits until the serving generation of s has reached head,
-// and returns its failure if it stops on an event first.
+// and returns its failure if it stops on an event before.
 func (r *Runner) waitCaughtUp(ctx context.Context, s *slot, head eventstore.Position) error {
 	for {
 		r.mu.Lock()
 		m, changed := s.active, r.changed
+		if m.committed.Position.Compare(head) >= 0 {
+			r.mu.Unlock()
+			return nil // a failure on a later event is not the rebuild's
+		}
 		if m.failure != nil {
 			r.mu.Unlock()
 			return m.failure
-		}
-		if m.committed.Position.Compare(head) >= 0 {
-			r.mu.Unlock()
-			return nil
 		}
 		r.mu.Unlock()
 		select {

@@ -2,6 +2,9 @@ package projections
 
 import (
 	"context"
+	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -240,5 +243,145 @@ func TestRebuildDoesNotJoinAPassUnderWay(t *testing.T) {
 		if got := readTally(t, v, name); got != wantTally(100) {
 			t.Errorf("%s = %+v, want %+v", name, got, wantTally(100))
 		}
+	}
+}
+
+// failOnce fails the first ReadAll that does not start at the first event.
+type failOnce struct {
+	eventstore.Store
+	done atomic.Bool
+}
+
+func (s *failOnce) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
+	if !after.IsStart() && s.done.CompareAndSwap(false, true) {
+		return nil, errors.New("store hiccup")
+	}
+	return s.Store.ReadAll(ctx, after, limit)
+}
+
+// holdRetry holds the Run loop inside its "retrying" log call, between two
+// passes, until released.
+type holdRetry struct {
+	slog.Handler
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (h *holdRetry) Enabled(context.Context, slog.Level) bool { return true }
+func (h *holdRetry) Handle(_ context.Context, rec slog.Record) error {
+	if strings.Contains(rec.Message, "reading the log failed") {
+		h.once.Do(func() { close(h.entered); <-h.release })
+	}
+	return nil
+}
+func (h *holdRetry) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *holdRetry) WithGroup(string) slog.Handler      { return h }
+
+// TestRebuildOfAFailedProjectionIsNotJoined: f failed on the first event
+// and committed nothing; the Run loop's first pass failed on a read before
+// its first commit, so a has committed nothing either, and the next pass
+// will read from the first event. A rebuild of f started between the two
+// passes must not join that pass: its new generation would be level with
+// the failed one (both at the start) and be switched to before applying
+// anything, and the rebuild reported done. Built beside, it fails on the
+// same event, says so, and f keeps its generation.
+func TestRebuildOfAFailedProjectionIsNotJoined(t *testing.T) {
+	inner := openStore(t)
+	head := appendEvents(t, inner, threeStreams, 0, 1000, 10)
+	f := &flaky{counter: newCounter("f")}
+	f.failAt.Store(0)
+	h := &holdRetry{entered: make(chan struct{}), release: make(chan struct{})}
+	opts := testOptions()
+	opts.Logger = slog.New(h)
+	r, err := NewRunner(openMemDB(t), &failOnce{Store: inner}, []Projection{newCounter("a"), f}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runRunner(t, r)
+	release := sync.OnceFunc(func() { close(h.release) })
+	t.Cleanup(release)
+	<-h.entered
+	if sts := statuses(t, r); sts["f"].Failure == nil || sts["f"].Applied != 0 || sts["a"].Applied != 0 {
+		t.Fatalf("setup: %+v", sts)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	wait := r.StartRebuild(ctx, []string{"f"})
+	release()
+	var failure *Failure
+	if errs := wait(); !errors.As(errs[0], &failure) || failure.Position.Commit != 1 {
+		t.Errorf("rebuild of f: %v, want its failure on the first event", errs[0])
+	}
+	for statuses(t, r)["a"].Position != head && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	if st := statuses(t, r)["f"]; st.Generation != 1 || st.Failure == nil {
+		t.Errorf("f: %+v, want its failed generation 1 kept", st)
+	}
+}
+
+// TestRebuildOfAnEmptyUpgraderGetsItsVersion: an Upgrader whose generation
+// of the earlier version holds nothing (opened once on an empty log, then
+// events imported) is not just caught up in that generation, which would
+// leave it labelled with the earlier version (rebuilt again at the next
+// start, and refused by verify): it gets a generation of its version.
+func TestRebuildOfAnEmptyUpgraderGetsItsVersion(t *testing.T) {
+	store := openStore(t)
+	dir := t.TempDir()
+	db, err := OpenDB(dir, DBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewRunner(db, store, []Projection{upgrader{newCounter("b")}}, testOptions()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	head := appendEvents(t, store, threeStreams, 0, 1000, 10)
+	db, err = OpenDB(dir, DBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	b := upgrader{newCounter("b")}
+	b.version = 2
+	r, err := NewRunner(db, store, []Projection{b}, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := r.StartRebuild(context.Background(), []string{"b"})
+	runRunner(t, r)
+	if errs := wait(); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	waitFor(t, r, head)
+	if st := statuses(t, r)["b"]; st.Version != 2 || st.Generation != 2 || st.Applied != 1000 {
+		t.Errorf("b: %+v, want version 2's generation 2 with every event", st)
+	}
+}
+
+// TestCatchUpFailureAfterTheHeadIsNotTheRebuilds: a projection rebuilt by
+// the Run loop's catch-up that reached the head of the log as it was when
+// the rebuild started is rebuilt, even if it fails on a later event before
+// the caller asks.
+func TestCatchUpFailureAfterTheHeadIsNotTheRebuilds(t *testing.T) {
+	store := openStore(t)
+	head := appendEvents(t, store, threeStreams, 0, 1000, 10)
+	f := &flaky{counter: newCounter("f")}
+	f.failAt.Store(1000) // the first event appended after the catch-up
+	r, err := NewRunner(openMemDB(t), store, []Projection{f}, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := r.StartRebuild(context.Background(), []string{"f"})
+	runRunner(t, r)
+	waitFor(t, r, head)
+	appendEvents(t, store, threeStreams, 1000, 1, 1)
+	for statuses(t, r)["f"].Failure == nil {
+		time.Sleep(time.Millisecond)
+	}
+	if errs := wait(); errs[0] != nil {
+		t.Errorf("f reached %s, the head when the rebuild started, yet: %v", head, errs[0])
 	}
 }
