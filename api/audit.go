@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ansinh/ansinh/domain"
@@ -215,80 +214,13 @@ type (
 	}
 )
 
-// verifications are the background verifications of one server. The zero
-// value is ready; close stops them.
-type verifications struct {
-	mu       sync.Mutex
-	jobs     map[string]*verificationJSON
-	finished []string // oldest first
-	running  bool
-	closed   bool
-	ctx      context.Context
-	stop     context.CancelFunc
-	wg       sync.WaitGroup
-}
+// verifications are the background verifications of one server (one at
+// a time: each reads the whole log).
+type verifications = backgroundJobs[verificationJSON]
 
 var errVerificationBusy = NewProblem(http.StatusServiceUnavailable, "verification_busy",
 	"a verification is already running on this server (it reads the whole log); wait for it (GET /v1/verifications/{id}) or retry later").
 	WithHeader("Retry-After", "60")
-
-func (vs *verifications) begin(job *verificationJSON) (context.Context, context.CancelFunc, error) {
-	vs.mu.Lock()
-	defer vs.mu.Unlock()
-	switch {
-	case vs.closed:
-		return nil, nil, errCalculationsClosed
-	case vs.running:
-		return nil, nil, errVerificationBusy
-	}
-	if vs.jobs == nil {
-		vs.jobs = map[string]*verificationJSON{}
-		vs.ctx, vs.stop = context.WithCancel(context.Background())
-	}
-	vs.jobs[job.VerificationID] = job
-	vs.running = true
-	vs.wg.Add(1)
-	ctx, cancel := context.WithTimeout(vs.ctx, verificationTimeout)
-	return ctx, cancel, nil
-}
-
-func (vs *verifications) end(job *verificationJSON, at time.Time, rep *verificationReportJSON, jobErr *calculationErrorJSON) {
-	vs.mu.Lock()
-	defer vs.mu.Unlock()
-	defer vs.wg.Done()
-	vs.running = false
-	job.FinishedAt, job.Report, job.Error = &at, rep, jobErr
-	job.State = "succeeded"
-	if jobErr != nil {
-		job.State = "failed"
-	}
-	vs.finished = append(vs.finished, job.VerificationID)
-	for len(vs.finished) > maxVerificationRecords {
-		delete(vs.jobs, vs.finished[0])
-		vs.finished = vs.finished[1:]
-	}
-}
-
-func (vs *verifications) view(id string) *verificationJSON {
-	vs.mu.Lock()
-	defer vs.mu.Unlock()
-	j, ok := vs.jobs[id]
-	if !ok {
-		return nil
-	}
-	out := *j
-	return &out
-}
-
-func (vs *verifications) close() {
-	vs.mu.Lock()
-	vs.closed = true
-	if vs.stop != nil {
-		vs.stop()
-	}
-	vs.mu.Unlock()
-	vs.wg.Wait()
-}
 
 type verifyRequest struct {
 	// ExpectSealedThrough is the count of the last seal the auditor saw
@@ -311,7 +243,7 @@ func (s *Server) startVerification(c echo.Context) error {
 	}
 	job := &verificationJSON{VerificationID: "ver-" + hex.EncodeToString(id[:]), State: "running", StartedAt: s.now().UTC(),
 		StartedBy: ActorOf(c).UserID, RequestID: RequestID(c), ExpectSealedThrough: in.ExpectSealedThrough}
-	ctx, cancel, err := s.reads.verifications.begin(job)
+	ctx, cancel, err := s.reads.verifications.begin(job.VerificationID, job, errVerificationBusy, verificationTimeout)
 	if err != nil {
 		return err
 	}
@@ -337,12 +269,16 @@ func (s *Server) verify(ctx context.Context, log *slog.Logger, set *projections.
 		case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 			jobErr = calculationErrorJSON{Code: "verification_interrupted", Detail: "the server stopped during the verification; start it again"}
 		}
-		s.reads.verifications.end(job, at, nil, &jobErr)
+		s.reads.verifications.end(job.VerificationID, maxVerificationRecords, func(j *verificationJSON) {
+			j.FinishedAt, j.State, j.Error = &at, "failed", &jobErr
+		})
 		log.Error("verification failed", "code", jobErr.Code, "err", err)
 		return
 	}
 	out := toVerificationReportJSON(&rep)
-	s.reads.verifications.end(job, at, out, nil)
+	s.reads.verifications.end(job.VerificationID, maxVerificationRecords, func(j *verificationJSON) {
+		j.FinishedAt, j.State, j.Report = &at, "succeeded", out
+	})
 	level := slog.LevelInfo
 	if !out.OK {
 		level = slog.LevelWarn
