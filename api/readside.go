@@ -41,6 +41,7 @@ type readSide struct {
 	codecOnce     sync.Once
 	codec         *domain.Codec
 	verifications verifications // audit.go
+	rebuilds      rebuilds      // rebuilds.go
 }
 
 // asOfRoles may ask for past figures (?as_of=).

@@ -189,6 +189,7 @@ func (cs *calculations) close() {
 func (s *Server) Close() {
 	s.calcs.close()
 	s.reads.verifications.close() // audit.go
+	s.reads.rebuilds.close()      // rebuilds.go
 }
 
 type calculateRequest struct {

@@ -283,6 +283,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.balanceRoutes(),
 		s.reportRoutes(),
 		s.auditRoutes(),
+		s.rebuildRoutes(),
 		// New resources add their routes here.
 	} {
 		for _, r := range group {

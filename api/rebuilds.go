@@ -1,0 +1,196 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ansinh/ansinh/domain"
+	"github.com/ansinh/ansinh/projections"
+	"github.com/labstack/echo/v4"
+)
+
+// Rebuilding read models while the server keeps serving (docs/audit.md,
+// "Rebuilding read models"):
+//
+//   - POST /v1/rebuilds {"projections": ["registry"]}: rebuild the named
+//     read models (all of them when the list is empty or the body absent)
+//     from the first event of the log into new generations, while the
+//     current ones keep answering queries and following live writes, and
+//     switch each one over, in one atomic step, when it has caught up
+//     (projections.Runner.RebuildAll: one pass over the log for all of
+//     them). A read model that fails on an event keeps its generation. It
+//     runs in the background, one at a time per server (503 rebuild_busy),
+//     within rebuildTimeout: 202 and Location; GET /v1/rebuilds/{id} shows
+//     it running, then how each read model ended, and GET /v1/projections
+//     its progress.
+//
+// Admins only: a rebuild reads the whole log and holds every named read
+// model's batch and cache in memory at once. Each server has read models of
+// its own (docs/deploy.md), so a rebuild is one server's.
+var rebuilders = []domain.Role{domain.RoleAdmin}
+
+const (
+	rebuildTimeout = 2 * time.Hour
+	// maxRebuildRecords bounds the finished rebuilds a server remembers.
+	maxRebuildRecords = 20
+	// maxRebuildNames bounds the list a request may send.
+	maxRebuildNames = 16
+)
+
+func (s *Server) rebuildRoutes() []Route {
+	return []Route{
+		{Method: http.MethodPost, Path: "/v1/rebuilds", Handler: s.startRebuild, Roles: rebuilders},
+		{Method: http.MethodGet, Path: "/v1/rebuilds/:rebuild_id", Handler: s.getRebuild, Roles: rebuilders},
+	}
+}
+
+type (
+	rebuildRequest struct {
+		// Projections names the read models; empty: all.
+		Projections []string `json:"projections"`
+	}
+	rebuildOutcomeJSON struct {
+		Projection string `json:"projection"`
+		// Rebuilt: switched to a new generation built from the first event
+		// (or, for a read model that held nothing, caught up from it).
+		Rebuilt bool `json:"rebuilt"`
+		// Generation serves the read model now.
+		Generation uint64 `json:"generation"`
+		// Error says why it was not rebuilt (it kept its generation).
+		Error *string `json:"error"`
+	}
+	rebuildJobJSON struct {
+		RebuildID   string               `json:"rebuild_id"`
+		Projections []string             `json:"projections"`
+		State       string               `json:"state"` // running, succeeded, failed
+		StartedAt   time.Time            `json:"started_at"`
+		StartedBy   string               `json:"started_by"`
+		RequestID   string               `json:"request_id"`
+		FinishedAt  *time.Time           `json:"finished_at"`
+		Outcomes    []rebuildOutcomeJSON `json:"outcomes"` // null while running
+	}
+)
+
+// rebuilds are the background rebuilds of one server.
+type rebuilds = backgroundJobs[rebuildJobJSON]
+
+var errRebuildBusy = NewProblem(http.StatusServiceUnavailable, "rebuild_busy",
+	"a rebuild is already running on this server; wait for it (GET /v1/rebuilds/{id}) or retry later").
+	WithHeader("Retry-After", "60")
+
+func (s *Server) startRebuild(c echo.Context) error {
+	var in rebuildRequest
+	if err := decodeOptional(c, &in); err != nil {
+		return err
+	}
+	set := s.deps.ReadModels
+	if set == nil {
+		return errNoReadModels
+	}
+	names, err := rebuildNames(in.Projections, set.Runner().Names())
+	if err != nil {
+		return err
+	}
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return err
+	}
+	job := &rebuildJobJSON{RebuildID: "reb-" + hex.EncodeToString(id[:]), Projections: names, State: "running",
+		StartedAt: s.now().UTC(), StartedBy: ActorOf(c).UserID, RequestID: RequestID(c)}
+	ctx, cancel, err := s.reads.rebuilds.begin(job.RebuildID, job, errRebuildBusy, rebuildTimeout)
+	if err != nil {
+		return err
+	}
+	log := Logger(c).With("rebuild_id", job.RebuildID)
+	log.Info("rebuild started", "projections", names)
+	go func() {
+		defer cancel()
+		s.rebuild(ctx, log, set, job.RebuildID, names)
+	}()
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/rebuilds/"+job.RebuildID)
+	return c.JSON(http.StatusAccepted, s.reads.rebuilds.view(job.RebuildID))
+}
+
+// rebuildNames checks the names a request sent against the read models
+// there are; none means all of them.
+func rebuildNames(asked, known []string) ([]string, error) {
+	if len(asked) == 0 {
+		return known, nil
+	}
+	if len(asked) > maxRebuildNames {
+		return nil, Problemf(http.StatusUnprocessableEntity, "too_many_projections",
+			"projections: at most %d names, got %d", maxRebuildNames, len(asked)).
+			WithField("projections", "at most "+strconv.Itoa(maxRebuildNames)+" names")
+	}
+	for i, name := range asked {
+		field := "projections[" + strconv.Itoa(i) + "]"
+		switch {
+		case !slices.Contains(known, name):
+			msg := "want one of " + strings.Join(known, ", ")
+			return nil, Problemf(http.StatusUnprocessableEntity, "invalid_projection", "%s: no read model %q; %s", field, clip(name), msg).
+				WithField(field, msg)
+		case slices.Contains(asked[:i], name):
+			return nil, Problemf(http.StatusUnprocessableEntity, "invalid_projection", "%s: %q is named twice", field, clip(name)).
+				WithField(field, "named twice")
+		}
+	}
+	return asked, nil
+}
+
+// rebuild is the background job.
+func (s *Server) rebuild(ctx context.Context, log *slog.Logger, set *projections.Set, id string, names []string) {
+	errs := set.Runner().RebuildAll(ctx, names)
+	gens := map[string]uint64{}
+	if lag, err := set.Lag(context.WithoutCancel(ctx)); err == nil {
+		for _, st := range lag.Projections {
+			gens[st.Name] = st.Generation
+		}
+	}
+	out := make([]rebuildOutcomeJSON, len(names))
+	state := "succeeded"
+	for i, name := range names {
+		out[i] = rebuildOutcomeJSON{Projection: name, Rebuilt: errs[i] == nil, Generation: gens[name]}
+		if err := errs[i]; err != nil {
+			state = "failed"
+			msg := err.Error()
+			switch {
+			case errors.Is(err, context.DeadlineExceeded) && errors.Is(ctx.Err(), context.DeadlineExceeded):
+				msg = "not finished within " + rebuildTimeout.String()
+			case errors.Is(err, context.Canceled):
+				msg = "the server stopped during the rebuild; start it again"
+			}
+			out[i].Error = &msg
+			log.Error("read model not rebuilt", "projection", name, "err", err)
+		}
+	}
+	at := s.now().UTC()
+	s.reads.rebuilds.end(id, maxRebuildRecords, func(j *rebuildJobJSON) {
+		j.FinishedAt, j.State, j.Outcomes = &at, state, out
+	})
+	log.Info("rebuild finished", "state", state)
+}
+
+func (s *Server) getRebuild(c echo.Context) error {
+	id := c.Param("rebuild_id")
+	if !strings.HasPrefix(id, "reb-") || len(id) > 40 {
+		return rebuildNotFound(id)
+	}
+	if v := s.reads.rebuilds.view(id); v != nil {
+		return c.JSON(http.StatusOK, v)
+	}
+	return rebuildNotFound(id)
+}
+
+func rebuildNotFound(id string) error {
+	return Problemf(http.StatusNotFound, "rebuild_not_found",
+		"this server has no rebuild %q: rebuilds are remembered by the server that ran them (the last %d)", clip(id), maxRebuildRecords).
+		WithField("rebuild_id", "unknown")
+}
