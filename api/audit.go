@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -237,11 +236,11 @@ func (s *Server) startVerification(c echo.Context) error {
 	if set == nil {
 		return errNoReadModels
 	}
-	var id [8]byte
-	if _, err := rand.Read(id[:]); err != nil {
+	id, err := newJobID("ver-")
+	if err != nil {
 		return err
 	}
-	job := &verificationJSON{VerificationID: "ver-" + hex.EncodeToString(id[:]), State: "running", StartedAt: s.now().UTC(),
+	job := &verificationJSON{VerificationID: id, State: "running", StartedAt: s.now().UTC(),
 		StartedBy: ActorOf(c).UserID, RequestID: RequestID(c), ExpectSealedThrough: in.ExpectSealedThrough}
 	ctx, cancel, err := s.reads.verifications.begin(job.VerificationID, job, errVerificationBusy, verificationTimeout)
 	if err != nil {

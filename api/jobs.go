@@ -2,9 +2,20 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"sync"
 	"time"
 )
+
+// newJobID is a background job's ID: prefix and 16 random hex digits.
+func newJobID(prefix string) (string, error) {
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", err
+	}
+	return prefix + hex.EncodeToString(id[:]), nil
+}
 
 // backgroundJobs are the background jobs of one kind on one server
 // (verifications, rebuilds): one runs at a time, each within a timeout,

@@ -734,13 +734,9 @@ func TestSealsAndVerification(t *testing.T) {
 	wantProblem(t, env.get("/v1/seals", env.registrar), http.StatusForbidden, "forbidden")
 	wantProblem(t, env.get("/v1/projections", env.thu), http.StatusForbidden, "forbidden")
 	wantProblem(t, env.get("/v1/verifications/ver-0000000000000000", env.auditor), http.StatusNotFound, "verification_not_found")
-	env.srv.reads.verifications.mu.Lock()
-	env.srv.reads.verifications.running = true
-	env.srv.reads.verifications.mu.Unlock()
+	release := holdBusy(&env.srv.reads.verifications)
 	wantProblem(t, env.post("/v1/verifications", env.auditor, ""), http.StatusServiceUnavailable, "verification_busy")
-	env.srv.reads.verifications.mu.Lock()
-	env.srv.reads.verifications.running = false
-	env.srv.reads.verifications.mu.Unlock()
+	release()
 	wantProblem(t, env.post("/v1/verifications", env.auditor, `{"expect_sealed": 1}`), http.StatusBadRequest, "invalid_json")
 }
 

@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -99,11 +97,11 @@ func (s *Server) startRebuild(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var id [8]byte
-	if _, err := rand.Read(id[:]); err != nil {
+	id, err := newJobID("reb-")
+	if err != nil {
 		return err
 	}
-	job := &rebuildJobJSON{RebuildID: "reb-" + hex.EncodeToString(id[:]), Projections: names, State: "running",
+	job := &rebuildJobJSON{RebuildID: id, Projections: names, State: "running",
 		StartedAt: s.now().UTC(), StartedBy: ActorOf(c).UserID, RequestID: RequestID(c)}
 	ctx, cancel, err := s.reads.rebuilds.begin(job.RebuildID, job, errRebuildBusy, rebuildTimeout)
 	if err != nil {

@@ -104,16 +104,23 @@ func TestRebuildWhileServing(t *testing.T) {
 			wantProblem(t, env.post("/v1/rebuilds", c.token, c.body), c.status, c.code)
 		})
 	}
-	env.srv.reads.rebuilds.mu.Lock()
-	env.srv.reads.rebuilds.running = true
-	env.srv.reads.rebuilds.mu.Unlock()
+	release := holdBusy(&env.srv.reads.rebuilds)
 	wantProblem(t, env.post("/v1/rebuilds", env.admin, ""), http.StatusServiceUnavailable, "rebuild_busy")
-	env.srv.reads.rebuilds.mu.Lock()
-	env.srv.reads.rebuilds.running = false
-	env.srv.reads.rebuilds.mu.Unlock()
+	release()
 	wantProblem(t, env.get("/v1/rebuilds/reb-0000000000000000", env.admin), http.StatusNotFound, "rebuild_not_found")
 	wantProblem(t, env.get("/v1/rebuilds/"+done.RebuildID, env.auditor), http.StatusForbidden, "forbidden")
 	if g := generations(); fmt.Sprint(g) != fmt.Sprint(final) {
 		t.Errorf("generations after the refusals %v, want %v", g, final)
 	}
+}
+
+// holdBusy makes js say a job runs until release.
+func holdBusy[J any](js *backgroundJobs[J]) (release func()) {
+	set := func(running bool) {
+		js.mu.Lock()
+		js.running = running
+		js.mu.Unlock()
+	}
+	set(true)
+	return func() { set(false) }
 }

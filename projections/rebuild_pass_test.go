@@ -34,14 +34,7 @@ func versionChanged(t *testing.T) (dir string, store *passCounter, head eventsto
 	inner := openStore(t)
 	dir = t.TempDir()
 	head = appendEvents(t, inner, threeStreams, 0, 1000, 10)
-	db, err := OpenDB(dir, DBOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := NewRunner(db, inner, []Projection{newCounter("a"), newCounter("b"), newCounter("c")}, testOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, r := openRunner(t, dir, inner, testOptions(), newCounter("a"), newCounter("b"), newCounter("c"))
 	stop := runRunner(t, r)
 	waitFor(t, r, head)
 	stop()
@@ -49,6 +42,21 @@ func versionChanged(t *testing.T) (dir string, store *passCounter, head eventsto
 		t.Fatal(err)
 	}
 	return dir, &passCounter{Store: inner}, head
+}
+
+// openRunner opens the database in dir and a runner of projs on it.
+func openRunner(t *testing.T, dir string, store eventstore.Store, opts Options, projs ...Projection) (*DB, *Runner) {
+	t.Helper()
+	db, err := OpenDB(dir, DBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRunner(db, store, projs, opts)
+	if err != nil {
+		_ = db.Close()
+		t.Fatal(err)
+	}
+	return db, r
 }
 
 func statuses(t *testing.T, r *Runner) map[string]Status {
@@ -71,17 +79,10 @@ func statuses(t *testing.T, r *Runner) map[string]Status {
 // and b's new generation is built in the same pass. c is left alone.
 func TestRebuildJoinsTheCatchUpFromNothing(t *testing.T) {
 	dir, store, head := versionChanged(t)
-	db, err := OpenDB(dir, DBOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	a := newCounter("a")
 	a.version = 2
-	r, err := NewRunner(db, store, []Projection{a, newCounter("b"), newCounter("c")}, testOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, r := openRunner(t, dir, store, testOptions(), a, newCounter("b"), newCounter("c"))
+	defer db.Close()
 	wait := r.StartRebuild(context.Background(), []string{"a", "b", "nope", "b"})
 	runRunner(t, r)
 	errs := wait()
@@ -117,19 +118,12 @@ func TestRebuildJoinsTheCatchUpFromNothing(t *testing.T) {
 // of a second pass beside it; b serves its earlier state until it switches.
 func TestUpgradeJoinsTheCatchUpFromNothing(t *testing.T) {
 	dir, store, head := versionChanged(t)
-	db, err := OpenDB(dir, DBOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	a, b := newCounter("a"), upgrader{newCounter("b")}
 	a.version, b.version = 2, 2
 	opts := testOptions()
 	opts.RebuildUpgraded = true
-	r, err := NewRunner(db, store, []Projection{a, b, newCounter("c")}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, r := openRunner(t, dir, store, opts, a, b, newCounter("c"))
+	defer db.Close()
 	v := r.View()
 	if got := readTally(t, v, "b"); got != wantTally(1000) {
 		t.Errorf("b served at once: %+v, want %+v", got, wantTally(1000))
@@ -161,15 +155,8 @@ func TestUpgradeJoinsTheCatchUpFromNothing(t *testing.T) {
 // serving generations, as before: the Run loop's pass is not joined.
 func TestRebuildBesideAFollowingRunLoop(t *testing.T) {
 	dir, store, head := versionChanged(t)
-	db, err := OpenDB(dir, DBOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, r := openRunner(t, dir, store, testOptions(), newCounter("a"), newCounter("b"))
 	defer db.Close()
-	r, err := NewRunner(db, store, []Projection{newCounter("a"), newCounter("b")}, testOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
 	runRunner(t, r)
 	waitFor(t, r, head)
 	if errs := r.RebuildAll(context.Background(), []string{"a"}); errs[0] != nil {
@@ -328,28 +315,15 @@ func TestRebuildOfAFailedProjectionIsNotJoined(t *testing.T) {
 func TestRebuildOfAnEmptyUpgraderGetsItsVersion(t *testing.T) {
 	store := openStore(t)
 	dir := t.TempDir()
-	db, err := OpenDB(dir, DBOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := NewRunner(db, store, []Projection{upgrader{newCounter("b")}}, testOptions()); err != nil {
-		t.Fatal(err)
-	}
+	db, _ := openRunner(t, dir, store, testOptions(), upgrader{newCounter("b")})
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
 	head := appendEvents(t, store, threeStreams, 0, 1000, 10)
-	db, err = OpenDB(dir, DBOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	b := upgrader{newCounter("b")}
 	b.version = 2
-	r, err := NewRunner(db, store, []Projection{b}, testOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, r := openRunner(t, dir, store, testOptions(), b)
+	defer db.Close()
 	wait := r.StartRebuild(context.Background(), []string{"b"})
 	runRunner(t, r)
 	if errs := wait(); errs[0] != nil {
