@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ansinh/ansinh/eventstore"
+	"github.com/ansinh/ansinh/projections"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -109,4 +110,68 @@ func (s *instrumentedStore) Append(ctx context.Context, stream string, expected 
 	}
 	s.appendSeconds.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
 	return res, err
+}
+
+// readModelCollector reports each read model at scrape time, from one
+// projections Lag (a read of the log's head and of the runner's published
+// state): how far behind it is, what it has applied, whether it stopped on
+// an event (the figure to alert on: a stopped read model serves stale
+// answers until an operator acts, docs/audit.md), and a rebuild's distance
+// to the head. A failed read reports nothing rather than stale figures.
+type readModelCollector struct {
+	lag func(context.Context) (projections.Lag, error)
+}
+
+var (
+	readModelBehindDesc = prometheus.NewDesc("ansinh_projection_events_behind",
+		"Events of the log a read model has not applied (-1 when the store's positions do not count events: EventStoreDB).",
+		[]string{"projection"}, nil)
+	readModelAppliedDesc = prometheus.NewDesc("ansinh_projection_applied_events",
+		"Events a read model's serving generation has applied and committed.", []string{"projection"}, nil)
+	readModelFailedDesc = prometheus.NewDesc("ansinh_projection_failed",
+		"1 when a read model stopped on an event (GET /v1/projections names it), else 0.", []string{"projection"}, nil)
+	readModelGenerationDesc = prometheus.NewDesc("ansinh_projection_generation",
+		"The generation serving a read model; it grows by one at each rebuild's switch.", []string{"projection"}, nil)
+	readModelRebuildDesc = prometheus.NewDesc("ansinh_projection_rebuild_events_behind",
+		"Events a rebuild in progress has still to apply before its switch (-1 with EventStoreDB); absent when none runs.",
+		[]string{"projection"}, nil)
+)
+
+func (c readModelCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{readModelBehindDesc, readModelAppliedDesc, readModelFailedDesc, readModelGenerationDesc, readModelRebuildDesc} {
+		ch <- d
+	}
+}
+
+func (c readModelCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	lag, err := c.lag(ctx)
+	if err != nil {
+		return
+	}
+	gauge := func(d *prometheus.Desc, v float64, name string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, name)
+	}
+	for _, st := range lag.Projections {
+		failed := 0.0
+		if st.Failure != nil {
+			failed = 1
+		}
+		gauge(readModelBehindDesc, float64(st.EventsBehind), st.Name)
+		gauge(readModelAppliedDesc, float64(st.Applied), st.Name)
+		gauge(readModelFailedDesc, failed, st.Name)
+		gauge(readModelGenerationDesc, float64(st.Generation), st.Name)
+		if st.Rebuild != nil {
+			gauge(readModelRebuildDesc, float64(st.Rebuild.EventsBehind), st.Name)
+		}
+	}
+}
+
+// watchReadModels registers readModelCollector.
+func (m *Metrics) watchReadModels(lag func(context.Context) (projections.Lag, error)) error {
+	if err := m.Registry.Register(readModelCollector{lag: lag}); err != nil {
+		return fmt.Errorf("api: register read model metrics: %w", err)
+	}
+	return nil
 }

@@ -84,6 +84,19 @@ func TestRebuildWhileServing(t *testing.T) {
 	if got := answers(); got != before {
 		t.Errorf("answers after rebuilding all:\n%s\nwant\n%s", got, before)
 	}
+	// /metrics says the same, per read model.
+	metrics := env.do(env.req(http.MethodGet, "/metrics", "", "")).Body.String()
+	for name, g := range final {
+		for _, line := range []string{
+			fmt.Sprintf(`ansinh_projection_generation{projection=%q} %d`, name, g),
+			fmt.Sprintf(`ansinh_projection_failed{projection=%q} 0`, name),
+			fmt.Sprintf(`ansinh_projection_events_behind{projection=%q} 0`, name),
+		} {
+			if !strings.Contains(metrics, line+"\n") {
+				t.Errorf("/metrics has no line %s:\n%s", line, grepLines(metrics, "ansinh_projection"))
+			}
+		}
+	}
 
 	// Refused: nothing starts, nothing changes.
 	many := strings.Repeat(`"registry", `, maxRebuildNames) + `"books"`

@@ -257,6 +257,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			return nil, err
 		}
 	}
+	if deps.ReadModels != nil {
+		if err := s.metrics.watchReadModels(deps.ReadModels.Lag); err != nil {
+			return nil, err
+		}
+	}
 
 	e := echo.New()
 	e.HideBanner = true
