@@ -101,6 +101,77 @@ func TestCrashDuringProjectionAppliesEachEventExactlyOnce(t *testing.T) {
 	}
 }
 
+// TestCrashDuringRebuildKeepsTheServingGeneration: the process is killed in
+// the middle of a rebuild, with batches of the new generation committed.
+// At the next start the interrupted rebuild is dropped, keys and all; the
+// serving generation is exactly as it was, and a new rebuild succeeds.
+func TestCrashDuringRebuildKeepsTheServingGeneration(t *testing.T) {
+	dir := t.TempDir()
+	store, err := espebble.Open(filepath.Join(dir, "events"), espebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := appendEvents(t, store, threeStreams, 0, crashEvents, 13)
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	runChildUntil(t, dir, "rebuild", "BLOCKED")
+
+	store, err = espebble.Open(filepath.Join(dir, "events"), espebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	db, err := OpenDB(filepath.Join(dir, "projections"), DBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	m, _, err := db.readMeta("c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Building == nil || m.Active.Gen != 1 {
+		t.Fatalf("meta after the kill %+v, want generation 1 serving and a rebuild under way", m)
+	}
+	partial := countKeys(t, db, statePrefix("c", m.Building.Gen))
+	if partial == 0 {
+		t.Fatal("the killed rebuild had committed nothing: the kill did not land in the middle of it")
+	}
+	r, err := NewRunner(db, store, []Projection{newCounter("c")}, crashOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countKeys(t, db, statePrefix("c", m.Building.Gen)); n != 0 {
+		t.Errorf("the interrupted rebuild left %d of its %d keys", n, partial)
+	}
+	lag, err := r.Lag(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := lag.Projections[0]; st.Generation != 1 || st.Rebuild != nil || st.Position != head || st.Failure != nil {
+		t.Errorf("after the kill: %+v, want generation 1 at %s and no rebuild", st, head)
+	}
+	v := r.View()
+	if got, want := readTally(t, v, "c"), wantTally(crashEvents); got != want {
+		t.Errorf("serving generation after the kill: %+v, want %+v", got, want)
+	}
+	_ = v.Close()
+
+	defer runRunner(t, r)() // stop before the deferred Closes run
+	if err := r.Rebuild(context.Background(), "c"); err != nil {
+		t.Fatal(err)
+	}
+	v = r.View()
+	defer v.Close()
+	if got, want := readTally(t, v, "c"), wantTally(crashEvents); got != want {
+		t.Errorf("after a new rebuild: %+v, want %+v", got, want)
+	}
+	if lag, _ := r.Lag(context.Background()); lag.Projections[0].Generation != 2 {
+		t.Errorf("after a new rebuild: %+v, want generation 2", lag.Projections[0])
+	}
+}
+
 func runChildUntil(t *testing.T, dir, mode, killWhen string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
@@ -147,10 +218,32 @@ func TestCrashChild(t *testing.T) {
 		fmt.Println("ERROR", err)
 		os.Exit(2)
 	}
-	p := &reporting{counter: newCounter("c"), block: os.Getenv(crashModeEnv) == "block"}
+	mode := os.Getenv(crashModeEnv)
+	p := &reporting{counter: newCounter("c"), block: mode == "block"}
 	r, err := NewRunner(db, store, []Projection{p}, crashOptions())
 	if err != nil {
 		fmt.Println("ERROR", err)
+		os.Exit(2)
+	}
+	if mode == "rebuild" {
+		// Catch up, then rebuild, and stop for good inside the rebuild's
+		// Apply of event crashBlockAt, after some of its batches committed.
+		go func() {
+			err := r.Run(context.Background())
+			fmt.Println("ERROR Run returned", err)
+			os.Exit(2)
+		}()
+		head, err := store.Head(context.Background())
+		if err == nil {
+			err = r.WaitFor(context.Background(), head)
+		}
+		if err != nil {
+			fmt.Println("ERROR", err)
+			os.Exit(2)
+		}
+		p.block = true
+		err = r.Rebuild(context.Background(), "c")
+		fmt.Println("ERROR Rebuild returned", err)
 		os.Exit(2)
 	}
 	err = r.Run(context.Background())
@@ -159,7 +252,8 @@ func TestCrashChild(t *testing.T) {
 }
 
 // reporting tells the parent how far it got, and in block mode stops for
-// good inside Apply of one event.
+// good inside Apply of one event. block is set before Apply runs (the
+// rebuild mode sets it before the rebuild starts its workers).
 type reporting struct {
 	*counter
 	block   bool
