@@ -60,9 +60,10 @@ func (r *Runner) RebuildAll(ctx context.Context, names []string) []error {
 //     (a projection holds nothing, as above, and Run has not started that
 //     pass yet: it has not started at all, or is between passes), the new
 //     generations are handed to the Run loop at once and built in that
-//     same pass; not that of a projection that has failed, built as below. `ansinh rebuild` calls StartRebuild before it starts Run
-//     for this reason: after an upgrade that emptied one read model, a
-//     rebuild of the others reads the log once instead of twice.
+//     same pass (not that of a projection that has failed: built as
+//     below). `ansinh rebuild` calls StartRebuild before it starts Run for
+//     this reason: after an upgrade that emptied one read model, a rebuild
+//     of the others reads the log once instead of twice.
 //   - Otherwise the new generations are built in a pass of their own,
 //     beside the serving generations, which keep following live writes,
 //     and handed to the Run loop when they have reached the head.
@@ -111,10 +112,10 @@ func (r *Runner) StartRebuild(ctx context.Context, names []string) (wait func() 
 		case err != nil:
 			errs[i] = err
 		case join && a.failure == nil:
-			// A failed serving generation may have committed nothing: a
-			// new generation joined now would be switched to at the start
-			// of the next pass, before it had applied anything, since it
-			// would already be level with the generation it replaces.
+			// Not when the serving generation failed: it may have
+			// committed nothing, and a new generation joined now would be
+			// level with it, so switched to at the start of the next pass
+			// before it had applied anything.
 			m.adopted = true
 			joined, joinedAt = append(joined, m), append(joinedAt, i)
 		default:
