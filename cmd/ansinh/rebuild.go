@@ -165,9 +165,9 @@ type rebuilder struct {
 // 137 s where one takes 59. The price is memory: every read model's batch
 // and cache at once (docs/deploy.md). The rebuild starts before the Run
 // loop, so that when some read model holds nothing, the Run loop's first
-// pass, which replays it from the first event, builds the named ones too:
-// after an upgrade that emptied the registry, rebuilding the others read
-// the log twice. It returns one error per name, then the Run loop's own if
+// pass, which replays it from the first event, builds the named ones too
+// (Runner.StartRebuild; when the command waited for that replay and then
+// rebuilt the others, it read the log twice). It returns one error per name, then the Run loop's own if
 // it failed.
 func (rb *rebuilder) run(ctx context.Context) []error {
 	// Waiting ends with the Run loop: nothing else would apply the new
@@ -241,10 +241,10 @@ func (rb *rebuilder) catchUp(ctx context.Context, names []string) map[string]err
 			for _, st := range lag.Projections {
 				switch {
 				case !slices.Contains(names, st.Name):
-				case st.Failure != nil:
-					caught[st.Name] = st.Failure
 				case st.Position.Compare(rb.head) >= 0:
 					caught[st.Name] = nil
+				case st.Failure != nil:
+					caught[st.Name] = st.Failure
 				}
 			}
 			if len(caught) == len(names) {
