@@ -72,6 +72,19 @@ func (r *Runner) RebuildAll(ctx context.Context, names []string) []error {
 // after a new generation was handed to Run, the switch still happens;
 // wait just stops waiting for it.
 func (r *Runner) StartRebuild(ctx context.Context, names []string) (wait func() []error) {
+	wait, _ = r.startRebuild(ctx, names, false)
+	return wait
+}
+
+// TryRebuild is StartRebuild all or nothing: if a name is unknown or given
+// twice, or a named projection is being rebuilt already, it starts nothing
+// and returns why (ErrRebuildInProgress for the last), so that a caller
+// can refuse a request instead of accepting one that cannot succeed.
+func (r *Runner) TryRebuild(ctx context.Context, names []string) (wait func() []error, err error) {
+	return r.startRebuild(ctx, names, true)
+}
+
+func (r *Runner) startRebuild(ctx context.Context, names []string, allOrNothing bool) (wait func() []error, err error) {
 	errs := make([]error, len(names))
 	head, headErr := r.store.Head(ctx)
 	logHasEvents := headErr == nil && !head.IsStart()
@@ -90,6 +103,23 @@ func (r *Runner) StartRebuild(ctx context.Context, names []string) (wait func() 
 		seen     []*slot   // every slot named so far
 	)
 	r.mu.Lock()
+	if allOrNothing {
+		for i, name := range names {
+			s, ok := r.byName[name]
+			switch {
+			case !ok:
+				err = fmt.Errorf("projections: no projection named %s", name)
+			case slices.Contains(names[:i], name):
+				err = fmt.Errorf("projections: %s named twice", name)
+			case s.building != nil:
+				err = fmt.Errorf("%w: %s", ErrRebuildInProgress, name)
+			}
+			if err != nil {
+				r.mu.Unlock()
+				return nil, err
+			}
+		}
+	}
 	join := logHasEvents && !r.inPass && r.nextPassFromStartLocked()
 	for i, name := range names {
 		s, ok := r.byName[name]
@@ -148,7 +178,7 @@ func (r *Runner) StartRebuild(ctx context.Context, names []string) (wait func() 
 			errs[c.i] = r.waitCaughtUp(ctx, c.s, head)
 		}
 		return errs
-	}
+	}, nil
 }
 
 // nextPassFromStartLocked reports whether the Run loop's next pass reads

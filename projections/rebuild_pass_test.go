@@ -359,3 +359,75 @@ func TestCatchUpFailureAfterTheHeadIsNotTheRebuilds(t *testing.T) {
 		t.Errorf("f reached %s, the head when the rebuild started, yet: %v", head, errs[0])
 	}
 }
+
+// holdFirstPass holds the first read of the log from its first event made
+// after arm, until released.
+type holdFirstPass struct {
+	eventstore.Store
+	armed            atomic.Bool
+	entered, release chan struct{}
+}
+
+func (s *holdFirstPass) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
+	if after.IsStart() && s.armed.CompareAndSwap(true, false) {
+		close(s.entered)
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return s.Store.ReadAll(ctx, after, limit)
+}
+
+// TestTryRebuildIsAllOrNothing: while a is being rebuilt, TryRebuild of b
+// and a starts nothing (b gets no rebuild) and says a is in progress;
+// unknown and repeated names are refused the same way. Statuses reports
+// the rebuild without reading the log.
+func TestTryRebuildIsAllOrNothing(t *testing.T) {
+	inner := openStore(t)
+	head := appendEvents(t, inner, threeStreams, 0, 500, 10)
+	store := &holdFirstPass{Store: inner, entered: make(chan struct{}), release: make(chan struct{})}
+	r, err := NewRunner(openMemDB(t), store, []Projection{newCounter("a"), newCounter("b")}, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runRunner(t, r)
+	waitFor(t, r, head)
+	store.armed.Store(true)
+	release := sync.OnceFunc(func() { close(store.release) })
+	t.Cleanup(release)
+	waitA := r.StartRebuild(context.Background(), []string{"a"})
+	<-store.entered // a's rebuild is under way
+
+	for _, names := range [][]string{{"b", "a"}, {"b", "nope"}, {"b", "b"}} {
+		wait, err := r.TryRebuild(context.Background(), names)
+		if wait != nil || err == nil {
+			t.Fatalf("TryRebuild%v: started, err %v", names, err)
+		}
+		if names[1] == "a" && !errors.Is(err, ErrRebuildInProgress) {
+			t.Errorf("TryRebuild%v: %v, want ErrRebuildInProgress", names, err)
+		}
+	}
+	sts := map[string]Status{}
+	for _, st := range r.Statuses() {
+		sts[st.Name] = st
+	}
+	if sts["a"].Rebuild == nil || sts["b"].Rebuild != nil || sts["b"].EventsBehind != -1 || sts["b"].Applied != 500 {
+		t.Errorf("statuses during a's rebuild: %+v", sts)
+	}
+	release()
+	if errs := waitA(); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	wait, err := r.TryRebuild(context.Background(), []string{"b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := wait(); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if sts := statuses(t, r); sts["a"].Generation != 2 || sts["b"].Generation != 2 {
+		t.Errorf("after both rebuilds: %+v", sts)
+	}
+}

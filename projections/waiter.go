@@ -150,32 +150,54 @@ func (r *Runner) Lag(ctx context.Context) (Lag, error) {
 	l.Position, _ = r.positionLocked()
 	l.Behind = l.Position.Compare(head) < 0
 	l.EventsBehind = r.eventsBehind(l.Position, head)
+	l.Projections, l.Failed = r.statusesLocked(head, true)
+	return l, nil
+}
+
+// Statuses reports every projection as it stands, without reading the log:
+// what Lag reports but how far behind each is (Behind false, EventsBehind
+// -1). It answers when the store does not.
+func (r *Runner) Statuses() []Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sts, _ := r.statusesLocked(eventstore.Position{}, false)
+	return sts
+}
+
+// statusesLocked reports each projection against head; without a known
+// head nothing is said to be behind, and EventsBehind is -1.
+func (r *Runner) statusesLocked(head eventstore.Position, known bool) (sts []Status, failed []string) {
+	behind := func(pos eventstore.Position) (bool, int64) {
+		if !known {
+			return false, -1
+		}
+		return pos.Compare(head) < 0, r.eventsBehind(pos, head)
+	}
 	for _, s := range r.slots {
 		a := s.active
 		st := Status{
-			Name:         s.name,
-			Version:      a.gen.Version,
-			Generation:   a.gen.Gen,
-			Position:     a.committed.Position,
-			Applied:      a.committed.Applied,
-			Behind:       a.committed.Position.Compare(head) < 0,
-			EventsBehind: r.eventsBehind(a.committed.Position, head),
-			Failure:      a.failure,
+			Name:       s.name,
+			Version:    a.gen.Version,
+			Generation: a.gen.Gen,
+			Position:   a.committed.Position,
+			Applied:    a.committed.Applied,
+			Failure:    a.failure,
 		}
+		st.Behind, st.EventsBehind = behind(a.committed.Position)
 		if a.failure != nil {
-			l.Failed = append(l.Failed, s.name)
+			failed = append(failed, s.name)
 		}
 		if b := s.building; b != nil {
 			st.Rebuild = &RebuildStatus{
-				Generation:   b.gen.Gen,
-				Position:     b.committed.Position,
-				Applied:      b.committed.Applied,
-				EventsBehind: r.eventsBehind(b.committed.Position, head),
+				Generation: b.gen.Gen,
+				Position:   b.committed.Position,
+				Applied:    b.committed.Applied,
 			}
+			_, st.Rebuild.EventsBehind = behind(b.committed.Position)
 		}
-		l.Projections = append(l.Projections, st)
+		sts = append(sts, st)
 	}
-	return l, nil
+	return sts, failed
 }
 
 func (r *Runner) eventsBehind(pos, head eventstore.Position) int64 {
