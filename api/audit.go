@@ -248,12 +248,13 @@ func (s *Server) startVerification(c echo.Context) error {
 	}
 	log := Logger(c).With("verification_id", job.VerificationID)
 	log.Info("verification started", "expect_sealed_through", in.ExpectSealedThrough)
+	started := s.reads.verifications.view(job.VerificationID) // before it can end
 	go func() {
 		defer cancel()
 		s.verify(ctx, log, set, job, in)
 	}()
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/verifications/"+job.VerificationID)
-	return c.JSON(http.StatusAccepted, s.reads.verifications.view(job.VerificationID))
+	return c.JSON(http.StatusAccepted, started)
 }
 
 // verify is the background job.
@@ -316,6 +317,20 @@ func (s *Server) getVerification(c echo.Context) error {
 		return verificationNotFound(id)
 	}
 	return c.JSON(http.StatusOK, v)
+}
+
+// toFailureJSON is a projection's failure as GET /v1/projections shows it;
+// nil for none.
+func toFailureJSON(f *projections.Failure) *failureJSON {
+	if f == nil {
+		return nil
+	}
+	msg := ""
+	if f.Err != nil {
+		msg = f.Err.Error()
+	}
+	return &failureJSON{Position: f.Position, Stream: f.StreamID, Revision: f.Revision, Type: f.EventType,
+		EventID: f.EventID.String(), Error: msg, StoppedAt: f.At}
 }
 
 func verificationNotFound(id string) error {
@@ -395,14 +410,7 @@ func (s *Server) projectionStatus(c echo.Context) error {
 	for i, p := range lag.Projections {
 		pj := projectionJSON{Name: p.Name, Version: p.Version, Generation: p.Generation, Position: p.Position, Applied: p.Applied,
 			Behind: p.Behind, EventsBehind: p.EventsBehind}
-		if f := p.Failure; f != nil {
-			msg := ""
-			if f.Err != nil {
-				msg = f.Err.Error()
-			}
-			pj.Failure = &failureJSON{Position: f.Position, Stream: f.StreamID, Revision: f.Revision, Type: f.EventType,
-				EventID: f.EventID.String(), Error: msg, StoppedAt: f.At}
-		}
+		pj.Failure = toFailureJSON(p.Failure)
 		if r := p.Rebuild; r != nil {
 			pj.Rebuild = &rebuildJSON{Generation: r.Generation, Position: r.Position, Applied: r.Applied, EventsBehind: r.EventsBehind}
 		}

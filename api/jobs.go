@@ -54,6 +54,15 @@ func (js *backgroundJobs[J]) begin(id string, job *J, busy error, timeout time.D
 	return ctx, cancel, nil
 }
 
+// abort forgets the running job id, which did not start after all.
+func (js *backgroundJobs[J]) abort(id string) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	defer js.wg.Done()
+	js.running = false
+	delete(js.jobs, id)
+}
+
 // end records the outcome of the running job, through finish, and keeps
 // the last keep finished jobs.
 func (js *backgroundJobs[J]) end(id string, keep int, finish func(*J)) {

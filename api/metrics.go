@@ -117,9 +117,13 @@ func (s *instrumentedStore) Append(ctx context.Context, stream string, expected 
 // state): how far behind it is, what it has applied, whether it stopped on
 // an event (the figure to alert on: a stopped read model serves stale
 // answers until an operator acts, docs/audit.md), and a rebuild's distance
-// to the head. A failed read reports nothing rather than stale figures.
+// to the head. When the head cannot be read (the store is down), the
+// distances are left out rather than reported stale, and the rest comes
+// from the runner's own state (statuses), so that an alert on a stopped
+// read model does not go quiet with the store.
 type readModelCollector struct {
-	lag func(context.Context) (projections.Lag, error)
+	lag      func(context.Context) (projections.Lag, error)
+	statuses func() []projections.Status
 }
 
 var (
@@ -146,22 +150,27 @@ func (c readModelCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c readModelCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	lag, err := c.lag(ctx)
-	if err != nil {
-		return
+	sts, headKnown := []projections.Status(nil), true
+	if lag, err := c.lag(ctx); err == nil {
+		sts = lag.Projections
+	} else {
+		sts, headKnown = c.statuses(), false
 	}
 	gauge := func(d *prometheus.Desc, v float64, name string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, name)
 	}
-	for _, st := range lag.Projections {
+	for _, st := range sts {
 		failed := 0.0
 		if st.Failure != nil {
 			failed = 1
 		}
-		gauge(readModelBehindDesc, float64(st.EventsBehind), st.Name)
 		gauge(readModelAppliedDesc, float64(st.Applied), st.Name)
 		gauge(readModelFailedDesc, failed, st.Name)
 		gauge(readModelGenerationDesc, float64(st.Generation), st.Name)
+		if !headKnown {
+			continue
+		}
+		gauge(readModelBehindDesc, float64(st.EventsBehind), st.Name)
 		if st.Rebuild != nil {
 			gauge(readModelRebuildDesc, float64(st.Rebuild.EventsBehind), st.Name)
 		}
@@ -169,8 +178,8 @@ func (c readModelCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // watchReadModels registers readModelCollector.
-func (m *Metrics) watchReadModels(lag func(context.Context) (projections.Lag, error)) error {
-	if err := m.Registry.Register(readModelCollector{lag: lag}); err != nil {
+func (m *Metrics) watchReadModels(lag func(context.Context) (projections.Lag, error), statuses func() []projections.Status) error {
+	if err := m.Registry.Register(readModelCollector{lag: lag, statuses: statuses}); err != nil {
 		return fmt.Errorf("api: register read model metrics: %w", err)
 	}
 	return nil

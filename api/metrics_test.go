@@ -21,7 +21,8 @@ func TestReadModelMetrics(t *testing.T) {
 		{Name: "books", Generation: 1, Applied: 700, EventsBehind: 300,
 			Failure: &projections.Failure{Projection: "books", Position: eventstore.Position{Commit: 701, Prepare: 701}, Err: errors.New("boom")}},
 	}}
-	c := readModelCollector{lag: func(context.Context) (projections.Lag, error) { return lag, nil }}
+	c := readModelCollector{lag: func(context.Context) (projections.Lag, error) { return lag, nil },
+		statuses: func() []projections.Status { t.Error("statuses asked while the lag answered"); return nil }}
 	want := `
 # HELP ansinh_projection_applied_events Events a read model's serving generation has applied and committed.
 # TYPE ansinh_projection_applied_events gauge
@@ -46,8 +47,25 @@ ansinh_projection_rebuild_events_behind{projection="registry"} 600
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
-	broken := readModelCollector{lag: func(context.Context) (projections.Lag, error) { return projections.Lag{}, errors.New("store down") }}
-	if n := testutil.CollectAndCount(broken); n != 0 {
-		t.Errorf("%d metrics from a lag that could not be read, want none", n)
+	// The store is down: no distances, the rest from the runner's state,
+	// so that the alert on a stopped read model keeps firing.
+	broken := readModelCollector{lag: func(context.Context) (projections.Lag, error) { return projections.Lag{}, errors.New("store down") },
+		statuses: func() []projections.Status { return lag.Projections }}
+	wantBroken := `
+# HELP ansinh_projection_failed 1 when a read model stopped on an event (GET /v1/projections names it), else 0.
+# TYPE ansinh_projection_failed gauge
+ansinh_projection_failed{projection="books"} 1
+ansinh_projection_failed{projection="registry"} 0
+`
+	if err := testutil.CollectAndCompare(broken, strings.NewReader(wantBroken), "ansinh_projection_failed"); err != nil {
+		t.Error(err)
+	}
+	for _, name := range []string{"ansinh_projection_events_behind", "ansinh_projection_rebuild_events_behind"} {
+		if n := testutil.CollectAndCount(broken, name); n != 0 {
+			t.Errorf("%d series of %s while the head cannot be read, want none", n, name)
+		}
+	}
+	if n := testutil.CollectAndCount(broken, "ansinh_projection_generation"); n != 2 {
+		t.Errorf("%d generation series while the head cannot be read, want 2", n)
 	}
 }

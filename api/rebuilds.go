@@ -63,7 +63,15 @@ type (
 		// Generation serves the read model now.
 		Generation uint64 `json:"generation"`
 		// Error says why it was not rebuilt (it kept its generation).
-		Error *string `json:"error"`
+		Error *rebuildErrorJSON `json:"error"`
+	}
+	rebuildErrorJSON struct {
+		Code   string `json:"code"`
+		Detail string `json:"detail"`
+		// Failure is the event the new generation stopped on, as GET
+		// /v1/projections shows a stopped read model (code
+		// projection_failed).
+		Failure *failureJSON `json:"failure"`
 	}
 	rebuildJobJSON struct {
 		RebuildID   string               `json:"rebuild_id"`
@@ -107,14 +115,38 @@ func (s *Server) startRebuild(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	before := generations(set)
+	// All or nothing: a read model the server is rebuilding already (its
+	// own upgrade at start-up, say) refuses the request.
+	wait, err := set.Runner().TryRebuild(ctx, names)
+	if err != nil {
+		s.reads.rebuilds.abort(job.RebuildID)
+		cancel()
+		if errors.Is(err, projections.ErrRebuildInProgress) {
+			return Problemf(http.StatusConflict, "rebuild_in_progress",
+				"%s; wait for it (GET /v1/projections shows its progress), then ask again", err).WithHeader("Retry-After", "60")
+		}
+		return err
+	}
 	log := Logger(c).With("rebuild_id", job.RebuildID)
 	log.Info("rebuild started", "projections", names)
+	started := s.reads.rebuilds.view(job.RebuildID) // before it can end
 	go func() {
 		defer cancel()
-		s.rebuild(ctx, log, set, job.RebuildID, names)
+		s.rebuild(ctx, log, set, job.RebuildID, names, before, wait)
 	}()
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/rebuilds/"+job.RebuildID)
-	return c.JSON(http.StatusAccepted, s.reads.rebuilds.view(job.RebuildID))
+	return c.JSON(http.StatusAccepted, started)
+}
+
+// generations are the generations serving each read model now, read
+// without the log.
+func generations(set *projections.Set) map[string]uint64 {
+	gens := map[string]uint64{}
+	for _, st := range set.Runner().Statuses() {
+		gens[st.Name] = st.Generation
+	}
+	return gens
 }
 
 // rebuildNames checks the names a request sent against the read models
@@ -143,30 +175,25 @@ func rebuildNames(asked, known []string) ([]string, error) {
 	return asked, nil
 }
 
-// rebuild is the background job.
-func (s *Server) rebuild(ctx context.Context, log *slog.Logger, set *projections.Set, id string, names []string) {
-	errs := set.Runner().RebuildAll(ctx, names)
-	gens := map[string]uint64{}
-	if lag, err := set.Lag(context.WithoutCancel(ctx)); err == nil {
-		for _, st := range lag.Projections {
-			gens[st.Name] = st.Generation
-		}
-	}
+// rebuild is the background job: it waits for the rebuild's outcome.
+func (s *Server) rebuild(ctx context.Context, log *slog.Logger, set *projections.Set, id string, names []string,
+	before map[string]uint64, wait func() []error) {
+	errs := wait()
+	after := generations(set)
 	out := make([]rebuildOutcomeJSON, len(names))
 	state := "succeeded"
 	for i, name := range names {
-		out[i] = rebuildOutcomeJSON{Projection: name, Rebuilt: errs[i] == nil, Generation: gens[name]}
-		if err := errs[i]; err != nil {
+		err := errs[i]
+		if err != nil && ctx.Err() != nil && after[name] > before[name] {
+			// Handed over before the deadline or the shutdown, and
+			// switched (StartRebuild): rebuilt all the same.
+			err = nil
+		}
+		out[i] = rebuildOutcomeJSON{Projection: name, Rebuilt: err == nil, Generation: after[name]}
+		if err != nil {
 			state = "failed"
-			msg := err.Error()
-			switch {
-			case errors.Is(err, context.DeadlineExceeded) && errors.Is(ctx.Err(), context.DeadlineExceeded):
-				msg = "not finished within " + rebuildTimeout.String()
-			case errors.Is(err, context.Canceled):
-				msg = "the server stopped during the rebuild; start it again"
-			}
-			out[i].Error = &msg
-			log.Error("read model not rebuilt", "projection", name, "err", err)
+			out[i].Error = rebuildError(ctx, err)
+			log.Error("read model not rebuilt", "projection", name, "code", out[i].Error.Code, "err", err)
 		}
 	}
 	at := s.now().UTC()
@@ -174,6 +201,24 @@ func (s *Server) rebuild(ctx context.Context, log *slog.Logger, set *projections
 		j.FinishedAt, j.State, j.Outcomes = &at, state, out
 	})
 	log.Info("rebuild finished", "state", state)
+}
+
+// rebuildError says why a read model was not rebuilt, without the text of
+// errors the client cannot act on (those are logged with the request_id).
+func rebuildError(ctx context.Context, err error) *rebuildErrorJSON {
+	var f *projections.Failure
+	switch {
+	case errors.As(err, &f):
+		return &rebuildErrorJSON{Code: "projection_failed", Failure: toFailureJSON(f),
+			Detail: "the new generation stopped on an event (failure); it was dropped and the read model kept its generation"}
+	case errors.Is(err, projections.ErrRebuildInProgress):
+		return &rebuildErrorJSON{Code: "rebuild_in_progress", Detail: "another rebuild of this read model started first"}
+	case errors.Is(err, context.DeadlineExceeded) && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return &rebuildErrorJSON{Code: "rebuild_timeout", Detail: "not finished within " + rebuildTimeout.String()}
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		return &rebuildErrorJSON{Code: "rebuild_interrupted", Detail: "the server stopped during the rebuild; start it again"}
+	}
+	return &rebuildErrorJSON{Code: "rebuild_failed", Detail: "the rebuild stopped on an internal error (logged with the request_id); start it again"}
 }
 
 func (s *Server) getRebuild(c echo.Context) error {

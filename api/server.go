@@ -258,7 +258,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 	}
 	if deps.ReadModels != nil {
-		if err := s.metrics.watchReadModels(deps.ReadModels.Lag); err != nil {
+		if err := s.metrics.watchReadModels(deps.ReadModels.Lag, deps.ReadModels.Runner().Statuses); err != nil {
 			return nil, err
 		}
 	}
