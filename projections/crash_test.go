@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ansinh/ansinh/eventstore"
 	espebble "github.com/ansinh/ansinh/eventstore/pebble"
 )
 
@@ -47,28 +48,9 @@ func TestCrashDuringProjectionAppliesEachEventExactlyOnce(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.mode, func(t *testing.T) {
-			dir := t.TempDir()
-			store, err := espebble.Open(filepath.Join(dir, "events"), espebble.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			head := appendEvents(t, store, threeStreams, 0, crashEvents, 13)
-			if err := store.Close(); err != nil {
-				t.Fatal(err)
-			}
-
+			dir, head := crashLog(t)
 			runChildUntil(t, dir, tc.mode, tc.killWhen)
-
-			store, err = espebble.Open(filepath.Join(dir, "events"), espebble.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer store.Close()
-			db, err := OpenDB(filepath.Join(dir, "projections"), DBOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
+			store, db := reopenAfterKill(t, dir)
 			r, err := NewRunner(db, store, []Projection{newCounter("c")}, crashOptions())
 			if err != nil {
 				t.Fatal(err)
@@ -106,27 +88,9 @@ func TestCrashDuringProjectionAppliesEachEventExactlyOnce(t *testing.T) {
 // At the next start the interrupted rebuild is dropped, keys and all; the
 // serving generation is exactly as it was, and a new rebuild succeeds.
 func TestCrashDuringRebuildKeepsTheServingGeneration(t *testing.T) {
-	dir := t.TempDir()
-	store, err := espebble.Open(filepath.Join(dir, "events"), espebble.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	head := appendEvents(t, store, threeStreams, 0, crashEvents, 13)
-	if err := store.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir, head := crashLog(t)
 	runChildUntil(t, dir, "rebuild", "BLOCKED")
-
-	store, err = espebble.Open(filepath.Join(dir, "events"), espebble.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	db, err := OpenDB(filepath.Join(dir, "projections"), DBOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	store, db := reopenAfterKill(t, dir)
 	m, _, err := db.readMeta("c")
 	if err != nil {
 		t.Fatal(err)
@@ -170,6 +134,38 @@ func TestCrashDuringRebuildKeepsTheServingGeneration(t *testing.T) {
 	if lag, _ := r.Lag(context.Background()); lag.Projections[0].Generation != 2 {
 		t.Errorf("after a new rebuild: %+v, want generation 2", lag.Projections[0])
 	}
+}
+
+// crashLog is a data directory whose log holds crashEvents events, and
+// the position of the last.
+func crashLog(t *testing.T) (dir string, head eventstore.Position) {
+	t.Helper()
+	dir = t.TempDir()
+	store, err := espebble.Open(filepath.Join(dir, "events"), espebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head = appendEvents(t, store, threeStreams, 0, crashEvents, 13)
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir, head
+}
+
+// reopenAfterKill opens what the killed child left, closed at cleanup.
+func reopenAfterKill(t *testing.T, dir string) (*espebble.Store, *DB) {
+	t.Helper()
+	store, err := espebble.Open(filepath.Join(dir, "events"), espebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	db, err := OpenDB(filepath.Join(dir, "projections"), DBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return store, db
 }
 
 func runChildUntil(t *testing.T, dir, mode, killWhen string) {
