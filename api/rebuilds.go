@@ -15,8 +15,8 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// Rebuilding read models while the server keeps serving (docs/audit.md,
-// "Rebuilding read models"):
+// Rebuilding read models while the server keeps serving (docs/api.md,
+// "Rebuilding read models while serving"):
 //
 //   - POST /v1/rebuilds {"projections": ["registry"]}: rebuild the named
 //     read models (all of them when the list is empty or the body absent)
@@ -28,7 +28,8 @@ import (
 //     runs in the background, one at a time per server (503 rebuild_busy),
 //     within rebuildTimeout: 202 and Location; GET /v1/rebuilds/{id} shows
 //     it running, then how each read model ended, and GET /v1/projections
-//     its progress.
+//     its progress. A read model the server is rebuilding already refuses
+//     the whole request (409 rebuild_in_progress) and nothing starts.
 //
 // Admins only: a rebuild reads the whole log and holds every named read
 // model's batch and cache in memory at once. Each server has read models of
