@@ -133,7 +133,7 @@ func (r *Runner) startRebuild(ctx context.Context, names []string, allOrNothing 
 		}
 		seen = append(seen, s)
 		a := s.active
-		if logHasEvents && s.building == nil && a.failure == nil && a.committed.Position.IsStart() && s.meta.Active.Version == s.proj.Version() {
+		if logHasEvents && replayedFromNothingLocked(s) {
 			catching = append(catching, caught{i, s})
 			continue
 		}
@@ -179,6 +179,38 @@ func (r *Runner) startRebuild(ctx context.Context, names []string, allOrNothing 
 		}
 		return errs
 	}, nil
+}
+
+// replayedFromNothingLocked reports whether the serving generation of s
+// holds nothing yet (nothing committed, not failed, no rebuild) and is of
+// its projection's version, so that the Run loop's replay from the first
+// event, when the log has events, is its rebuild. An Upgrader's empty
+// generation of an earlier version is not: it needs one of its version.
+func replayedFromNothingLocked(s *slot) bool {
+	a := s.active
+	return s.building == nil && a.failure == nil && a.committed.Position.IsStart() && s.meta.Active.Version == s.proj.Version()
+}
+
+// FromNothing names the projections the Run loop replays from the first
+// event in the generation they serve, the log having events: those a
+// rebuild (StartRebuild) does not build a second time, but waits for.
+func (r *Runner) FromNothing(ctx context.Context) ([]string, error) {
+	head, err := r.store.Head(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("projections: from nothing: %w", err)
+	}
+	if head.IsStart() {
+		return nil, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var names []string
+	for _, s := range r.slots {
+		if replayedFromNothingLocked(s) {
+			names = append(names, s.name)
+		}
+	}
+	return names, nil
 }
 
 // nextPassFromStartLocked reports whether the Run loop's next pass reads

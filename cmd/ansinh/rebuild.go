@@ -114,17 +114,11 @@ func rebuildCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	rb := &rebuilder{set: set, names: cfg.names, before: map[string]projections.Status{}, stderr: stderr,
 		total: eventsInLog(cfg.store, before.Head), head: before.Head}
-	version := map[string]int{}
-	for _, p := range projections.ReadModels() {
-		version[p.Name()] = p.Version()
-	}
 	for _, st := range before.Projections {
 		rb.before[st.Name] = st
-		// As Runner.StartRebuild decides: a generation of an earlier
-		// version that holds nothing (an Upgrader's) is rebuilt anew.
-		if st.Applied == 0 && st.Failure == nil && !before.Head.IsStart() && st.Version == version[st.Name] {
-			rb.fresh = append(rb.fresh, st.Name)
-		}
+	}
+	if rb.fresh, err = set.Runner().FromNothing(ctx); err != nil {
+		return err
 	}
 	start := time.Now()
 	results := rb.run(ctx)
